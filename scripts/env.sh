@@ -9,4 +9,7 @@ source "$venv/bin/activate"
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV"
 # shellcheck disable=SC1091
 source "$root/install/setup.bash"
+# The source tree comes first so that new modules need no rebuild; the
+# generated omni_agent.msg is still found in install/ (see omni_agent/__init__.py).
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 exec "$@"

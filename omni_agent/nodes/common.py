@@ -48,7 +48,17 @@ COMMAND_QOS = QoSProfile(
 
 
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
-    """Declare a parameter with a description and return its current value."""
+    """Declare a parameter with a description and return its current value.
+
+    A float parameter also accepts an integer (`-p fps:=10`), which rclpy
+    would otherwise reject as the wrong type.
+    """
+    if isinstance(default, float):
+        descriptor = ParameterDescriptor(description=description, dynamic_typing=True)
+        value = node.declare_parameter(name, default, descriptor).value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"parameter {name} must be a number, got {value!r}")
+        return float(value)
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
@@ -76,3 +86,37 @@ def run_node(factory: Callable[..., Node], args: Optional[Sequence[str]] = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+class LogLimiter:
+    """Rate-limit repeated log messages per key, counting what was suppressed.
+
+    rclpy's throttle_duration_sec limits per call site, so a second, different
+    error from the same line would be hidden; this limits per key instead.
+    """
+
+    def __init__(self, logger, period_s: float = 5.0):
+        self._logger = logger
+        self._period_s = period_s
+        self._last: dict = {}
+        self._suppressed: dict = {}
+
+    def log(self, level: str, key: str, text: str) -> None:
+        import time
+
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._period_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            text += f" ({suppressed} similar message(s) suppressed in the last {self._period_s:.0f} s)"
+        self._last[key] = now
+        # rclpy fixes a severity per call site, so each level needs its own call.
+        if level == "error":
+            self._logger.error(text)
+        elif level == "warning":
+            self._logger.warning(text)
+        else:
+            self._logger.info(text)

@@ -1,0 +1,1 @@
+"""Planning core: model results -> navigation goals, manipulation goals and status."""

@@ -1,0 +1,284 @@
+"""omni_model_node: microphone audio (+ latest camera frame) -> transcripts and model results.
+
+Audio chunks of any rate, size and sample format are decoded, resampled to
+16 kHz and segmented by Silero VAD in the subscription callback (cheap).
+Transcription and understanding run on a worker thread, so the executor keeps
+receiving audio and images while Whisper decodes. Only the newest camera
+frame is kept; a frame older than max_frame_age_s counts as no frame.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from omni_agent.audio import MODEL_SAMPLE_RATE_HZ
+from omni_agent.audio.asr import WhisperTranscriber
+from omni_agent.audio.chunk import AudioFormatError, decode_chunk
+from omni_agent.audio.resample import StreamingResampler
+from omni_agent.audio.vad import SileroVad, SpeechSegmenter, VadConfig
+from omni_agent.model.command_parser import describe
+from omni_agent.model.understanding import UtteranceUnderstander
+from omni_agent.model.vocabulary import load_vocabulary
+from omni_agent.msg import AgentStatus, AudioChunk, ModelResult, Transcript
+from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, LATEST_FRAME_QOS, LogLimiter, declare, run_node
+from omni_agent.nodes.conversions import result_to_msg
+from omni_agent.vision.image import ImageError, image_to_rgb
+
+#: Final utterances waiting for the worker beyond this are answered FAILED (busy).
+MAX_PENDING_UTTERANCES = 8
+
+
+class OmniModelNode(Node):
+    """Speech detection, transcription and command understanding."""
+
+    def __init__(self, **kwargs):
+        super().__init__("omni_model_node", **kwargs)
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        model = p("whisper_model", "tiny.en",
+                  "Whisper model: 'tiny.en' (English, packaged), 'base' (multilingual, packaged) or a CTranslate2 model folder")
+        language = p("language", "auto", "Recognition language: 'auto' (English or Mandarin), 'en' or 'zh'")
+        beam_size = p("beam_size", 5, "Whisper beam size")
+        cpu_threads = p("cpu_threads", 2, "CPU threads for Whisper")
+        min_confidence = p("min_transcript_confidence", 0.35,
+                           "Transcripts below this confidence (0..1) are not treated as commands")
+        self.vad_config = VadConfig(
+            threshold=p("vad_threshold", 0.5, "Silero VAD speech probability that starts speech"),
+            neg_threshold=p("vad_neg_threshold", 0.35, "Speech probability below which silence is counted"),
+            min_speech_s=p("vad_min_speech_s", 0.25, "Shortest speech kept as an utterance [s]"),
+            min_silence_s=p("vad_min_silence_s", 0.4, "Silence that ends an utterance [s]"),
+            speech_pad_s=p("vad_speech_pad_s", 0.2, "Audio kept before speech starts [s]"),
+            max_utterance_s=p("max_utterance_s", 15.0, "Utterances are cut after this long [s]"),
+        )
+        self.partial_interval_s = p("partial_interval_s", 1.0,
+                                    "Seconds between partial transcripts of an open utterance; 0 disables them")
+        self.max_frame_age_s = p("max_frame_age_s", 1.0, "Camera frames older than this are stale and ignored [s]")
+        places_file = p("places_file", "", "YAML file of named places; empty = the package's config/places.yaml")
+        vocabulary_file = p("vocabulary_file", "", "YAML file of known objects; empty = config/vocabulary.yaml")
+        self.understanding_backend = p("understanding_model", "command_parser",
+                                       "Model that turns an utterance into a result: 'command_parser'")
+
+        self.vocabulary = load_vocabulary(places_file or None, vocabulary_file or None)
+        transcriber = WhisperTranscriber(model, language, beam_size, cpu_threads, min_confidence=min_confidence)
+        self.understander = UtteranceUnderstander(transcriber, self.vocabulary)
+        self.segmenter = SpeechSegmenter(SileroVad(), self.vad_config)
+        self.get_logger().info(
+            f"loaded Whisper {model} from {transcriber.model_path} (language {transcriber.language}), "
+            f"Silero VAD, understanding model '{self.understanding_backend}'")
+
+        self._resampler: Optional[StreamingResampler] = None
+        self._input_format = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni_model_worker")
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._utterance_count = 0
+        self._last_partial_s = 0.0
+        self._latest_frame = None            # (msg, receive time [monotonic s])
+        self._utterance_started_wall = 0.0
+        self._limited = LogLimiter(self.get_logger())
+
+        audio_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(AudioChunk, "audio/chunk", self._on_audio, AUDIO_QOS, callback_group=audio_group)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, LATEST_FRAME_QOS,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(String, "command_text", self._on_text, COMMAND_QOS,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.transcript_pub = self.create_publisher(Transcript, "transcript", COMMAND_QOS)
+        self.result_pub = self.create_publisher(ModelResult, "model_result", COMMAND_QOS)
+        self.status_pub = self.create_publisher(AgentStatus, "agent_status", COMMAND_QOS)
+        self.get_logger().info("listening on audio/chunk, camera/image_raw and command_text")
+
+    # Inputs ---------------------------------------------------------------
+    def _on_audio(self, msg: AudioChunk) -> None:
+        try:
+            chunk = decode_chunk(msg.data, msg.sample_rate, msg.channels, msg.sample_format)
+        except AudioFormatError as error:
+            self._limited.log("error", f"audio:{error}", f"dropped audio chunk: {error}")
+            return
+        if chunk.nonfinite_count:
+            self._limited.log("warning", "nonfinite",
+                              f"audio chunk had {chunk.nonfinite_count} NaN/Inf samples; replaced them with 0 "
+                              f"(check the microphone driver)")
+        if chunk.clipped_fraction > 0.01:
+            self._limited.log("warning", "clipping",
+                              f"audio is clipping ({chunk.clipped_fraction:.0%} of samples at full scale); "
+                              f"lower the microphone gain")
+
+        input_format = (msg.sample_rate, msg.channels, msg.sample_format)
+        if input_format != self._input_format:
+            self._input_format = input_format
+            self._resampler = StreamingResampler(msg.sample_rate, MODEL_SAMPLE_RATE_HZ)
+            note = "" if msg.sample_rate == MODEL_SAMPLE_RATE_HZ else f", resampling to {MODEL_SAMPLE_RATE_HZ} Hz"
+            self.get_logger().info(
+                f"audio input: {msg.sample_rate} Hz, {msg.channels} channel(s), {msg.sample_format}{note}")
+        samples = self._resampler.process(chunk.samples)
+
+        for event in self.segmenter.push(samples):
+            if event.kind == "start":
+                self._utterance_started_wall = time.time()
+                self._last_partial_s = time.monotonic()
+                self.get_logger().debug("speech started")
+            elif event.kind == "discarded":
+                self.get_logger().info(f"ignored a sound: {event.reason}")
+            else:
+                self._submit_utterance(event.audio, event.reason)
+        if self.segmenter.in_speech and self.partial_interval_s > 0:
+            if time.monotonic() - self._last_partial_s >= self.partial_interval_s and self._pending == 0:
+                self._last_partial_s = time.monotonic()
+                with self._lock:
+                    self._pending += 1
+                uid = f"utt-{self._utterance_count + 1}"
+                self._worker.submit(self._run_partial, self.segmenter.current_audio(), uid)
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            # Validate the header only; pixels are converted when an utterance needs them.
+            expected = msg.height * msg.step
+            if msg.width == 0 or msg.height == 0 or len(msg.data) == 0:
+                raise ImageError(
+                    f"empty image ({msg.width}x{msg.height}, {len(msg.data)} bytes, encoding "
+                    f"{msg.encoding!r}) from the camera; check the camera driver")
+            if len(msg.data) != expected:
+                raise ImageError(f"image data has {len(msg.data)} bytes but height x step = {expected}")
+            image_to_rgb(1, msg.width, msg.encoding, msg.step, bytes(msg.data[:msg.step]))
+        except ImageError as error:
+            self._limited.log("error", f"image:{msg.encoding}:{msg.width}x{msg.height}", f"dropped camera frame: {error}")
+            return
+        self._latest_frame = (msg, time.monotonic())
+
+    def _on_text(self, msg: String) -> None:
+        text = msg.data.strip()
+        uid = self._next_id("text")
+        if not text:
+            self._publish_status(uid, AgentStatus.REJECTED, "empty text command; send words such as 'go to the kitchen'")
+            return
+        self.get_logger().info(f"[{uid}] text command: {text!r}")
+        self._enqueue(self._run_text, text, uid)
+
+    # Work on the worker thread ----------------------------------------------
+    def _submit_utterance(self, audio: np.ndarray, reason: str) -> None:
+        uid = self._next_id("utt")
+        self.get_logger().info(
+            f"[{uid}] end of speech ({audio.size / MODEL_SAMPLE_RATE_HZ:.2f} s, closed by {reason})")
+        self._enqueue(self._run_final, audio, uid, time.monotonic())
+
+    def _next_id(self, prefix: str) -> str:
+        with self._lock:
+            self._utterance_count += 1
+            return f"{prefix}-{self._utterance_count}"
+
+    def _enqueue(self, function, *args) -> None:
+        with self._lock:
+            if self._pending >= MAX_PENDING_UTTERANCES:
+                self._publish_status(args[1], AgentStatus.FAILED,
+                                     f"model node busy: {self._pending} utterances are waiting; repeat the command")
+                return
+            self._pending += 1
+        self._worker.submit(function, *args)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _run_partial(self, audio: np.ndarray, uid: str) -> None:
+        try:
+            transcription = self.understander.transcriber.transcribe(audio)
+            if transcription.text:
+                self._publish_transcript(uid, transcription, final=False)
+        except Exception as error:  # keep the worker alive for the next utterance
+            self.get_logger().error(f"[{uid}] partial transcription failed: {error!r}")
+        finally:
+            self._done()
+
+    def _run_final(self, audio: np.ndarray, uid: str, speech_end_s: float) -> None:
+        try:
+            image = self._fresh_frame(uid)
+            understanding = self.understander.understand_audio(audio, uid, image)
+            transcription = understanding.transcription
+            self._publish_transcript(uid, transcription, final=True)
+            if understanding.result is None:
+                self.get_logger().info(f"[{uid}] not a command: {transcription.rejected_reason}")
+                self._publish_status(uid, AgentStatus.REJECTED,
+                                     f"not treated as a command: {transcription.rejected_reason}")
+                return
+            self._publish_result(understanding.result, time.monotonic() - speech_end_s)
+        except Exception as error:
+            self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
+            self._publish_status(uid, AgentStatus.FAILED, f"model failed on this utterance: {error}")
+        finally:
+            self._done()
+
+    def _run_text(self, text: str, uid: str) -> None:
+        try:
+            self._publish_result(self.understander.understand_text(text, uid), None)
+        except Exception as error:
+            self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
+            self._publish_status(uid, AgentStatus.FAILED, f"model failed on this command: {error}")
+        finally:
+            self._done()
+
+    def _fresh_frame(self, uid: str) -> Optional[np.ndarray]:
+        frame = self._latest_frame
+        if frame is None:
+            return None
+        msg, received_s = frame
+        age_s = time.monotonic() - received_s
+        if age_s > self.max_frame_age_s:
+            self.get_logger().info(f"[{uid}] last camera frame is {age_s:.1f} s old (stale); using speech only")
+            return None
+        try:
+            return image_to_rgb(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data))
+        except ImageError as error:
+            self.get_logger().error(f"[{uid}] camera frame unusable: {error}")
+            return None
+
+    # Outputs ------------------------------------------------------------------
+    def _publish_transcript(self, uid: str, transcription, final: bool) -> None:
+        msg = Transcript()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.utterance_id = uid
+        msg.text = transcription.text
+        msg.language = transcription.language
+        msg.is_final = final
+        msg.audio_duration_s = float(transcription.audio_duration_s)
+        msg.processing_time_s = float(transcription.processing_time_s)
+        msg.confidence = float(transcription.confidence)
+        self.transcript_pub.publish(msg)
+        if final:
+            self.get_logger().info(
+                f"[{uid}] transcript ({transcription.language}, confidence {transcription.confidence:.2f}, "
+                f"{transcription.processing_time_s:.2f} s): {transcription.text!r}")
+
+    def _publish_result(self, result, latency_s: Optional[float]) -> None:
+        self.result_pub.publish(result_to_msg(result, self.get_clock().now().to_msg()))
+        action, details = describe(result)
+        timing = f" {latency_s:.2f} s after end of speech" if latency_s is not None else ""
+        self.get_logger().info(
+            f"[{result.utterance_id}] result{timing}: {action} {details} "
+            f"(confidence {result.confidence:.2f}, {result.source}; {result.detail})")
+
+    def _publish_status(self, uid: str, state: int, reason: str) -> None:
+        msg = AgentStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.utterance_id = uid
+        msg.state = state
+        msg.reason = reason
+        self.status_pub.publish(msg)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+def main(args=None):
+    run_node(OmniModelNode, args)
+
+
+if __name__ == "__main__":
+    main()
