@@ -12,4 +12,6 @@ source "$root/install/setup.bash"
 # The source tree comes first so that new modules need no rebuild; the
 # generated omni_agent.msg is still found in install/ (see omni_agent/__init__.py).
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+# omni-agent and the node executables, as installed by colcon.
+export PATH="$root/install/omni_agent/lib/omni_agent:$PATH"
 exec "$@"

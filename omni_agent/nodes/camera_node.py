@@ -37,8 +37,8 @@ ERROR_LOG_THROTTLE_S = 5.0
 class CameraNode(Node):
     """Publishes the frames of one camera source with their calibration."""
 
-    def __init__(self):
-        super().__init__("camera_node")
+    def __init__(self, **kwargs):
+        super().__init__("camera_node", **kwargs)
         self.source = declare(self, "source", "0",
                               "Camera source: device index ('0') or path ('/dev/video0'), video file, "
                               "image file, folder of images, or rtsp://, http:// or https:// URL")

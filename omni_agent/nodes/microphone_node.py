@@ -8,6 +8,7 @@ configures them, publishes and logs.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import List, Optional, Union
 
@@ -62,8 +63,10 @@ class _RosLogHandler(logging.Handler):
 class MicrophoneNode(Node):
     """Publish audio chunks from a PortAudio input device or from audio files."""
 
-    def __init__(self):
-        super().__init__("microphone_node")
+    def __init__(self, **kwargs):
+        super().__init__("microphone_node", **kwargs)
+        #: Set when a file playlist has been published to the end (never for devices).
+        self.playlist_finished = threading.Event()
         self._source: Optional[Union[FileAudioSource, DeviceAudioSource]] = None
         self._device_attempts = 0
         self._last_device_error = ""
@@ -187,6 +190,7 @@ class MicrophoneNode(Node):
         self._source.start()
 
     def _on_playlist_end(self) -> None:
+        self.playlist_finished.set()
         source = self._source
         self.get_logger().info(
             f"playlist ended after {len(source.paths)} file(s): published {source.chunks_emitted} "

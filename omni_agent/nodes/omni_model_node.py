@@ -169,6 +169,11 @@ class OmniModelNode(Node):
             f"[{uid}] end of speech ({audio.size / MODEL_SAMPLE_RATE_HZ:.2f} s, closed by {reason})")
         self._enqueue(self._run_final, audio, uid, time.monotonic())
 
+    @property
+    def busy(self) -> bool:
+        """True while an utterance is open or waiting for, or in, the worker."""
+        return self._pending > 0 or self.segmenter.in_speech
+
     def _next_id(self, prefix: str) -> str:
         with self._lock:
             self._utterance_count += 1

@@ -1,0 +1,178 @@
+"""The omni-agent command line.
+
+  omni-agent run         the node graph in one process over loopback DDS, on
+                         real recordings and a real photo by default
+  omni-agent understand  the model result for one audio file, as JSON
+  omni-agent say         synthesise a spoken command into a WAV file
+  omni-agent devices     list audio input devices
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+from typing import List, Optional
+
+DEFAULT_COMMANDS = ("Go to the kitchen.",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omni-agent", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run camera, microphone, model and planner nodes in one process")
+    run.add_argument("--audio", nargs="+", metavar="FILE",
+                     help="audio files to play as the microphone, in order (default: the real recording "
+                          "'go forward ten meters' and a Piper-spoken 'go to the kitchen')")
+    run.add_argument("--device", metavar="NAME_OR_INDEX",
+                     help="record a PortAudio input device instead of playing files ('' = default input)")
+    run.add_argument("--image", metavar="SOURCE",
+                     help="camera source: image, folder, video, device index or URL (default: a real photo)")
+    run.add_argument("--model", default="tiny.en", help="Whisper model: tiny.en, base, or a folder (default tiny.en)")
+    run.add_argument("--language", default="auto", choices=("auto", "en", "zh"), help="recognition language")
+    run.add_argument("--places", metavar="FILE", help="places YAML (default config/places.yaml)")
+    run.add_argument("--timeout", type=float, default=120.0,
+                     help="give up after this many seconds [s] (default 120)")
+    run.add_argument("--ros-network", choices=("loopback", "inherit"), default="loopback",
+                     help="'loopback' (default) keeps DDS on this machine with a non-zero domain; "
+                          "'inherit' uses the ROS_* variables of the environment as they are")
+    run.add_argument("--domain-id", type=int, help="ROS domain id with --ros-network loopback (default 42)")
+
+    understand = sub.add_parser("understand", help="print the model result for one utterance")
+    understand.add_argument("--audio", required=True, metavar="FILE",
+                            help="WAV/FLAC/OGG, or .raw/.pcm as 16 kHz S16LE mono")
+    understand.add_argument("--image", metavar="FILE", help="camera image seen while the command was spoken")
+    understand.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en)")
+    understand.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
+    understand.add_argument("--places", metavar="FILE", help="places YAML (default config/places.yaml)")
+    understand.add_argument("--all", action="store_true", help="every utterance in the file, not only the first")
+    understand.add_argument("--json", action="store_true", help="print JSON (one object, or a list with --all)")
+
+    say = sub.add_parser("say", help="synthesise speech to a 16 kHz WAV file")
+    say.add_argument("text")
+    say.add_argument("--out", required=True, metavar="FILE")
+    say.add_argument("--voice", choices=("piper", "espeak"), default="piper")
+    say.add_argument("--language", choices=("en", "zh"), default="en")
+
+    sub.add_parser("devices", help="list audio input devices that PortAudio can open")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from omni_agent.demo import run_graph
+
+            return run_graph(args)
+        if args.command == "understand":
+            return understand(args)
+        if args.command == "say":
+            return say(args)
+        return devices()
+    except (FileNotFoundError, ValueError) as error:
+        print(f"omni-agent {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def understand(args) -> int:
+    """Run VAD, Whisper and the understanding model on one file; print the result."""
+    from omni_agent.audio import MODEL_SAMPLE_RATE_HZ
+    from omni_agent.audio.asr import WhisperTranscriber
+    from omni_agent.audio.resample import resample
+    from omni_agent.audio.sources import load_audio_file
+    from omni_agent.audio.vad import find_utterances
+    from omni_agent.model.understanding import UtteranceUnderstander
+    from omni_agent.model.vocabulary import load_vocabulary
+
+    samples, rate = load_audio_file(args.audio)
+    samples = resample(samples, rate, MODEL_SAMPLE_RATE_HZ)
+    image = _load_image(args.image) if args.image else None
+    started = time.perf_counter()
+    utterances = find_utterances(samples)
+    vad_s = time.perf_counter() - started
+    if not utterances:
+        print(json.dumps({"audio": args.audio, "error": "no speech detected"}) if args.json
+              else f"no speech detected in {args.audio}")
+        return 3
+    understander = UtteranceUnderstander(WhisperTranscriber(args.model, args.language),
+                                         load_vocabulary(args.places))
+    outputs = []
+    for index, event in enumerate(utterances if args.all else utterances[:1]):
+        done = understander.understand_audio(event.audio, f"utt-{index + 1}", image)
+        outputs.append(_understanding_record(args, event, done, vad_s, image))
+    if args.json:
+        print(json.dumps(outputs if args.all else outputs[0], ensure_ascii=False, indent=2))
+    else:
+        for record in outputs:
+            print(f"{record['utterance_id']}: heard {record['transcript']!r} -> "
+                  f"{record['result']['action'] if record['result'] else 'not a command: ' + record['rejected_reason']}")
+    return 0 if any(record["result"] for record in outputs) else 3
+
+
+def _understanding_record(args, event, done, vad_s, image) -> dict:
+    from omni_agent.audio import MODEL_SAMPLE_RATE_HZ
+
+    transcription = done.transcription
+    result = None
+    if done.result is not None:
+        result = done.result.to_dict()
+        result.pop("detail")
+        result["explanation"] = done.result.detail
+    return {
+        "audio": args.audio,
+        "utterance_id": result["utterance_id"] if result else "",
+        "speech_start_s": round(event.start_sample / MODEL_SAMPLE_RATE_HZ, 3),
+        "speech_end_s": round(event.end_sample / MODEL_SAMPLE_RATE_HZ, 3),
+        "transcript": transcription.text,
+        "language": transcription.language,
+        "transcript_confidence": round(transcription.confidence, 3),
+        "rejected_reason": transcription.rejected_reason,
+        "image": None if image is None else {"path": args.image, "width": image.shape[1], "height": image.shape[0]},
+        "result": result,
+        "timing_s": {"vad": round(vad_s, 3), "transcribe": round(transcription.processing_time_s, 3),
+                     "understand": round(done.understanding_time_s, 4)},
+    }
+
+
+def _load_image(path: str):
+    import cv2
+
+    if not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"image {path} not found; pass an existing image file")
+    image = cv2.imread(path)
+    if image is None or image.size == 0:
+        raise ValueError(f"{path} is not an image OpenCV can read (PNG, JPEG, BMP, ...)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def say(args) -> int:
+    import shutil
+
+    from omni_agent.audio.tts import synthesize
+
+    voice = "espeak" if args.language == "zh" else args.voice
+    path = synthesize(args.text, voice=voice, language=args.language)
+    shutil.copyfile(path, args.out)
+    print(f"wrote {args.out} ({voice}, {args.language})")
+    return 0
+
+
+def devices() -> int:
+    from omni_agent.audio.sources import list_input_devices
+
+    found = list_input_devices()
+    if not found:
+        print("no audio input devices found (PortAudio lists none); use an audio file, "
+              "or a PulseAudio virtual source")
+        return 1
+    for device in found:
+        print(device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

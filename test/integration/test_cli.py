@@ -1,0 +1,62 @@
+"""The omni-agent command line, run as a user would run it."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from omni_agent import assets
+from ros_harness import REPO
+
+KITCHEN = yaml.safe_load((REPO / "config" / "places.yaml").read_text())["places"]["kitchen"]["pose"]
+
+
+def omni_agent(*args, timeout=300):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "omni_agent.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=str(REPO))
+
+
+@pytest.mark.ros
+def test_run_prints_transcripts_goals_and_statuses():
+    completed = omni_agent("run", "--domain-id", os.environ["ROS_DOMAIN_ID"])
+    out = completed.stdout
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "DDS loopback only" in out
+    assert "'Go forward 10 meters.'" in out
+    assert "move forward=10.00 m" in out
+    assert "goal_pose   x=10.00 m y=0.00 m yaw=0.00 rad in frame map" in out
+    assert "'Go to the kitchen.'" in out
+    assert "navigate place=kitchen" in out
+    assert f"goal_pose   x={KITCHEN['x']:.2f} m y={KITCHEN['y']:.2f} m" in out
+    assert "utt-2 accepted: navigate to kitchen" in out
+
+
+def test_understand_prints_json_result():
+    completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")), "--json")
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(completed.stdout)
+    assert "forward" in record["transcript"].lower()
+    assert record["result"]["action"] == "move"
+    assert record["result"]["forward_m"] == pytest.approx(10.0)
+    assert record["result"]["source"] == "command_parser"
+
+
+def test_understand_reports_missing_file():
+    completed = omni_agent("understand", "--audio", "/nonexistent/command.wav", "--json")
+    assert completed.returncode == 2
+    assert "/nonexistent/command.wav" in completed.stderr
+
+
+def test_understand_silence_is_no_command(tmp_path):
+    from omni_agent.audio.tts import write_wav
+    import numpy as np
+
+    silence = tmp_path / "silence.wav"
+    write_wav(silence, np.zeros(16000 * 5, np.float32), 16000)
+    completed = omni_agent("understand", "--audio", str(silence), "--json")
+    assert completed.returncode == 3
+    assert json.loads(completed.stdout)["error"] == "no speech detected"
