@@ -261,3 +261,28 @@ def test_text_command_with_unknown_object_is_rejected(graph):
     rejected = [s for s in graph.statuses[counts:] if s.state == AgentStatus.REJECTED][0]
     assert "xylophone" in rejected.reason
     assert graph.planner.alive()
+
+
+@pytest.mark.pulseaudio
+def test_virtual_microphone_command_gives_goal(graph, tmp_path):
+    """PortAudio capture of a PulseAudio virtual source, all the way to goal_pose."""
+    from pulse import PulseServer
+    from omni_agent.audio.tts import write_wav
+
+    publish_odom(graph, 0.0, 0.0, 0.0)
+    samples, rate = load_audio_file(GOFORWARD)
+    wav = tmp_path / "goforward.wav"
+    write_wav(wav, samples, rate)
+    counts = len(graph.results), len(graph.goals)
+    with PulseServer(sample_rate=16000) as pulse:
+        mic = NodeProcess("microphone_node", {"source": "device"}, env=pulse.env)
+        try:
+            mic.wait_for_output("opened at 16000 Hz", 60)
+            pulse.play(wav)
+            result = wait_new(graph, graph.results, counts[0], "a result from the virtual microphone")
+            goal = wait_new(graph, graph.goals, counts[1], "a goal from the virtual microphone")
+        finally:
+            mic.stop()
+    assert result.action == "move"
+    assert result.forward_m == pytest.approx(10.0)
+    assert goal.pose.position.x == pytest.approx(10.0)
