@@ -15,7 +15,6 @@ import sys
 import time
 from typing import List, Optional
 
-DEFAULT_COMMANDS = ("Go to the kitchen.",)
 
 
 def build_parser() -> argparse.ArgumentParser:

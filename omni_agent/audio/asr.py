@@ -58,7 +58,7 @@ def resolve_whisper_model(name_or_path: str, cache_dir: pathlib.Path = _CACHE) -
                 f"Whisper model {name_or_path!r} is neither a packaged model {PACKAGED_MODELS} "
                 f"nor an existing folder; pass one of those or a CTranslate2 model folder")
     if not (folder / "model.bin").is_file() or not (folder / "config.json").is_file():
-        raise ModelNotFoundError(f"{folder} holds no model.bin and config.json of a CTranslate2 Whisper model")
+        raise ModelNotFoundError(f"{folder} does not contain model.bin and config.json of a CTranslate2 Whisper model; pass a converted model folder")
     return folder
 
 

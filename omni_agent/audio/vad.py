@@ -125,7 +125,7 @@ class SpeechSegmenter:
         return self._in_speech
 
     def current_audio(self) -> np.ndarray:
-        """The audio of the open utterance so far (for partial transcripts)."""
+        """Return the audio of the open utterance so far (for partial transcripts)."""
         return np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
 
     def push(self, samples: np.ndarray) -> List[SpeechEvent]:

@@ -26,7 +26,7 @@ class Pose2D:
 
 @dataclass
 class CommandResult:
-    """What was understood from one utterance."""
+    """The understanding of one utterance."""
 
     action: str = ACTION_UNKNOWN
     object_label: str = ""

@@ -32,7 +32,7 @@ from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, LATEST_FRAME_QOS, Lo
 from omni_agent.nodes.conversions import result_to_msg
 from omni_agent.vision.image import ImageError, image_to_rgb
 
-#: Final utterances waiting for the worker beyond this are answered FAILED (busy).
+#: Final utterances arriving while this many wait for the worker get a FAILED status (busy).
 MAX_PENDING_UTTERANCES = 8
 
 

@@ -41,7 +41,7 @@ class Step:
 
 @dataclass
 class Decision:
-    """The planner's answer to one result: steps to run, or a rejection."""
+    """The planner decision for one result: steps to run, or a rejection."""
 
     utterance_id: str
     accepted: bool
@@ -55,7 +55,7 @@ class PlannerConfig:
     """Limits of what the planner accepts."""
 
     min_confidence: float = 0.25
-    max_motion_m: float = 20.0        # longest relative move accepted, metres
+    max_motion_m: float = 20.0        # maximum relative move accepted [m]
 
 
 class Planner:
@@ -142,7 +142,7 @@ class Planner:
 
 @dataclass
 class Event:
-    """Something the tracker asks the node to publish."""
+    """A message the tracker requests the node to publish."""
 
     kind: str                      # "status", "goal", "manipulation", "halt"
     utterance_id: str = ""
