@@ -78,7 +78,8 @@ def encode_chunk(samples: np.ndarray, sample_format: str = FORMAT_S16LE) -> byte
     """Encode mono float samples in [-1, 1] as little-endian bytes."""
     samples = np.asarray(samples, dtype=np.float32)
     if sample_format == FORMAT_S16LE:
-        return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+        # The same scale as decoding (32768), so that decode -> encode is exact.
+        return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
     if sample_format == FORMAT_F32LE:
         return samples.astype("<f4").tobytes()
     raise AudioFormatError(f"unsupported sample_format {sample_format!r}; use one of {sorted(SAMPLE_FORMATS)}")

@@ -33,11 +33,11 @@ _DISTANCE_UNIT = r"(meters?|m|feet|foot|ft|centimeters?|cm|steps?)"
 _STOP = re.compile(r"^(please )?(stop|halt|freeze|cancel|abort|emergency stop|stay still|don't move)\b")
 _TURN = re.compile(rf"\b(turn|rotate|spin)\s+(left|right|around)(?:\s+(?:by\s+)?{_NUMBER}\s*(degrees?|deg|radians?|rad))?")
 _MOVE = re.compile(
-    rf"\b(?:go|move|drive|walk|head|roll|back up|step)?\s*(forward|forwards|ahead|straight|back|backward|backwards|left|right)"
+    rf"\b(?:go|move|drive|walk|head|roll|step)?\s*(forwards|forward|ahead|straight|backwards|backward|back up|back|left|right)"
     rf"(?:\s+(?:by\s+|for\s+)?{_NUMBER}\s*{_DISTANCE_UNIT})?")
 _MOVE_NUMBER_FIRST = re.compile(
-    rf"\b(?:go|move|drive|walk|head|roll)\s+{_NUMBER}\s*{_DISTANCE_UNIT}\s+(forward|forwards|ahead|back|backward|backwards|left|right)")
-_BRING = re.compile(r"\b(bring|fetch|get|grab|hand|give)\s+(?:me\s+|us\s+)?(?:back\s+)?(.+?)(?:\s+(?:from|in|on|at)\s+(?:the\s+)?(.+))?$")
+    rf"\b(?:go|move|drive|walk|head|roll)\s+{_NUMBER}\s*{_DISTANCE_UNIT}\s+(forwards|forward|ahead|backwards|backward|back|left|right)")
+_BRING = re.compile(r"\b(bring|fetch|get|hand|give|grab(?=\s+(?:me|us)\b))\s+(?:me\s+|us\s+)?(?:back\s+)?(.+?)(?:\s+(?:from|in|on|at)\s+(?:the\s+)?(.+))?$")
 _PICK = re.compile(r"\b(?:pick up|pick|grab|take|lift)\s+(?:up\s+)?(.+?)(?:\s+(?:from|off|on|in)\s+(?:the\s+)?(.+))?$")
 _PLACE = re.compile(r"\b(?:put|place|drop|set|leave)\s+(.+?)\s+(?:down\s+)?(?:on|in|at|into|onto)\s+(?:the\s+)?(.+)$")
 _NAVIGATE = re.compile(r"\b(?:go|navigate|drive|move|head|walk|come|return|take me|bring me)\s+(?:back\s+)?(?:to|into|towards|toward)\s+(?:the\s+)?(.+)$")
@@ -56,7 +56,8 @@ class CommandParser:
     def parse(self, text: str, language: Optional[str] = None) -> CommandResult:
         """Return what `text` asks for; action "unknown" with a detail when nothing fits."""
         language = language or ("zh" if has_cjk(text) else "en")
-        if language == "zh" or has_cjk(text):
+        # The text decides: a recogniser set to "zh" can still return English words.
+        if has_cjk(text):
             result = self._parse_chinese(text)
             result.language = "zh"
         else:
@@ -147,7 +148,11 @@ class CommandParser:
         syllables = " " + " ".join(to_pinyin(compact)) + " "
         if not compact:
             return CommandResult(detail="empty text")
-        if re.search(r"停|别动|站住|取消", compact) or re.search(r" ting | bie dong ", syllables):
+        # Names such as 客厅 ("ke ting") contain the syllable of 停 (stop): look for
+        # stop words only in the text without the known names.
+        unnamed = self.vocabulary.without_names(compact)
+        unnamed_syllables = " " + " ".join(to_pinyin(unnamed)) + " "
+        if re.search(r"停|别动|站住|取消", unnamed) or re.search(r" ting | bie dong ", unnamed_syllables):
             return CommandResult(ACTION_STOP, confidence=1.0, detail="stop word")
 
         turn = re.search(r"(左|右)转|向(左|右)转|掉头|转身", compact)
@@ -216,6 +221,9 @@ def _words_to_numbers(sentence: str) -> str:
                 value = float(f"{value}.{_UNITS[words[i + 2]]}")
                 i += 2
             out.append(str(value))
+        elif word == "half" and i + 1 < len(words) and words[i + 1] in ("a", "an"):
+            out.append("0.5")
+            i += 1
         elif word in ("a", "an") and i + 1 < len(words) and re.match(r"meters?|step|foot|half", words[i + 1]):
             out.append("1")
         else:
@@ -245,7 +253,7 @@ def _relative_motion(direction: str, amount: Optional[str], unit: Optional[str])
     if amount:
         distance = 0.5 if amount == "half" else float(amount)
         distance *= _unit_scale(unit)
-    if direction in ("back", "backward", "backwards"):
+    if direction in ("back", "back up", "backward", "backwards"):
         return CommandResult(ACTION_MOVE, forward_m=-distance, confidence=1.0, detail="move")
     if direction in ("left", "right"):
         sign = 1.0 if direction == "left" else -1.0
@@ -266,16 +274,24 @@ def _unit_scale(unit: Optional[str]) -> float:
 
 
 def _zh_number_before(text: str, unit: str) -> Optional[float]:
-    match = re.search(_ZH_NUMBER.pattern + unit, text)
-    return parse_chinese_number(match.group(1)) if match else None
+    """The number written before `unit`, with a trailing 半 (X米半 = X and a half)."""
+    match = re.search(_ZH_NUMBER.pattern + unit + "(半)?", text)
+    if not match:
+        return None
+    value = parse_chinese_number(match.group(1))
+    if value is not None and match.group(2):
+        value += 0.5
+    return value
 
 
 def parse_chinese_number(token: str) -> Optional[float]:
     """Value of a number written with digits or Chinese numerals (up to the hundreds)."""
     if re.fullmatch(r"\d+(?:\.\d+)?", token):
         return float(token)
-    if token == "半":
+    if token in ("半", "一半"):
         return 0.5
+    if not token:
+        return None
     total, current = 0, 0
     for char in token:
         if char in _ZH_DIGITS:

@@ -59,6 +59,13 @@ class Vocabulary:
     def find_object(self, text: str) -> Optional[str]:
         return _find(self.objects, text)
 
+    def without_names(self, text: str) -> str:
+        """Return `text` with every Chinese place and object name removed."""
+        names = [w for entries in (self.places, self.objects) for e in entries.values() for w in e.chinese]
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(name, " ")
+        return text
+
     def place_names(self) -> List[str]:
         return sorted(self.places)
 
@@ -82,7 +89,36 @@ def _find(entries: Dict[str, Entry], text: str) -> Optional[str]:
         for sequence in entry.pinyin:
             if f" {' '.join(sequence)} " in joined and 2 * len(sequence) > best[0]:
                 best = (2 * len(sequence), entry.key)
+    if best[1] is not None:
+        return best[1]
+    # Last resort for names of two or more syllables: sounds that speakers and
+    # recognisers confuse are merged (煮飯 "zhu fan" for 厨房 "chu fang").
+    fuzzy = " " + " ".join(fuzzy_syllable(s) for s in syllables) + " "
+    for entry in entries.values():
+        for sequence in entry.pinyin:
+            if len(sequence) < 2:
+                continue
+            target = " ".join(fuzzy_syllable(s) for s in sequence)
+            if f" {target} " in fuzzy and 2 * len(sequence) > best[0]:
+                best = (2 * len(sequence), entry.key)
     return best[1]
+
+
+def fuzzy_syllable(syllable: str) -> str:
+    """Merge commonly confused pinyin sounds: retroflex and flat initials
+    (zh/z/ch/c, sh/s), n/l, and the nasal finals -ng/-n after a, e, i."""
+    for retroflex, flat in (("zh", "z"), ("ch", "z"), ("sh", "s")):
+        if syllable.startswith(retroflex):
+            syllable = flat + syllable[len(retroflex):]
+            break
+    else:
+        if syllable.startswith("c"):
+            syllable = "z" + syllable[1:]
+        elif syllable.startswith("n"):
+            syllable = "l" + syllable[1:]
+    if len(syllable) >= 3 and syllable.endswith("ng") and syllable[-3] in "aei":
+        syllable = syllable[:-1]
+    return syllable
 
 
 def load_vocabulary(places_file: Optional[str] = None, vocabulary_file: Optional[str] = None) -> Vocabulary:
