@@ -131,14 +131,19 @@ class WhisperTranscriber:
         scores = {code: p for code, p in probabilities if code in SUPPORTED_LANGUAGES}
         return max(SUPPORTED_LANGUAGES, key=lambda code: scores.get(code, 0.0))
 
-    def transcribe(self, samples: np.ndarray, initial_prompt: Optional[str] = None) -> Transcription:
-        """Transcribe one utterance of 16 kHz float32 mono samples."""
+    def transcribe(self, samples: np.ndarray, initial_prompt: Optional[str] = None,
+                   beam_size: Optional[int] = None) -> Transcription:
+        """Transcribe one utterance of 16 kHz float32 mono samples.
+
+        `beam_size` overrides the configured beam for this call (1 = greedy,
+        about twice as fast; used for partial transcripts).
+        """
         started = time.perf_counter()
         samples = np.asarray(samples, dtype=np.float32)
         duration_s = samples.size / MODEL_SAMPLE_RATE_HZ
         language = self.detect_language(samples)
         segments, _ = self._model.transcribe(
-            samples, language=language, beam_size=self.beam_size, vad_filter=False,
+            samples, language=language, beam_size=beam_size or self.beam_size, vad_filter=False,
             condition_on_previous_text=False, without_timestamps=True,
             initial_prompt=initial_prompt, temperature=0.0)
         segments = list(segments)

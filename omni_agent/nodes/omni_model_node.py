@@ -194,7 +194,8 @@ class OmniModelNode(Node):
 
     def _run_partial(self, audio: np.ndarray, uid: str) -> None:
         try:
-            transcription = self.understander.transcriber.transcribe(audio)
+            # Greedy decoding keeps a partial short, because a final utterance waits for it.
+            transcription = self.understander.transcriber.transcribe(audio, beam_size=1)
             if transcription.text:
                 self._publish_transcript(uid, transcription, final=False)
         except Exception as error:  # keep the worker alive for the next utterance
