@@ -19,6 +19,7 @@ ROS_AUTOMATIC_DISCOVERY_RANGE, RMW profiles) decides discovery.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -43,6 +44,10 @@ def _declare_arguments() -> list:
             "params_file", default_value=PathJoinSubstitution([share, "config", "omni_agent.yaml"]),
             description="YAML parameters file for the four nodes. The other launch arguments "
                         "override the parameters they map to"),
+        DeclareLaunchArgument(
+            "start_camera", default_value="true",
+            description="Start camera_node: true or false. sim.launch.py sets false, because "
+                        "the simulator publishes the camera topics itself"),
         DeclareLaunchArgument(
             "camera_source", default_value="0",
             description="camera_node source: device index ('0'), device path, video or image file, "
@@ -82,7 +87,7 @@ def _text_argument(name: str) -> ParameterValue:
     return ParameterValue(LaunchConfiguration(name), value_type=str)
 
 
-def _robot_node(executable: str, overrides: dict) -> Node:
+def _robot_node(executable: str, overrides: dict, condition=None) -> Node:
     """Describe one node: params_file first, then `overrides` from the launch arguments."""
     launch_overrides = {
         "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
@@ -97,12 +102,14 @@ def _robot_node(executable: str, overrides: dict) -> Node:
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         output="screen",
         respawn=False,
+        condition=condition,
     )
 
 
 def generate_launch_description() -> LaunchDescription:
     nodes = [
-        _robot_node("camera_node", {"source": _text_argument("camera_source")}),
+        _robot_node("camera_node", {"source": _text_argument("camera_source")},
+                    condition=IfCondition(LaunchConfiguration("start_camera"))),
         _robot_node("microphone_node", {
             "source": _text_argument("audio_source"),
             "device": _text_argument("audio_device"),

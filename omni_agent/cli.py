@@ -5,6 +5,8 @@
   omni-agent understand  the model result for one audio file, as JSON
   omni-agent say         synthesise a spoken command into a WAV file
   omni-agent devices     list audio input devices
+  omni-agent gazebo-world
+                         write the Gazebo world, robot and bridge files
 """
 from __future__ import annotations
 
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--language", choices=("en", "zh"), default="en")
 
     sub.add_parser("devices", help="list audio input devices that PortAudio can open")
+
+    gazebo = sub.add_parser("gazebo-world",
+                            help="write the Gazebo world, robot model and ros_gz_bridge config for the home")
+    gazebo.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for home.sdf, robot.sdf and bridge.yaml (created if missing)")
+    gazebo.add_argument("--world", metavar="FILE", help="world description YAML (default config/world.yaml)")
     return parser
 
 
@@ -71,6 +79,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return understand(args)
         if args.command == "say":
             return say(args)
+        if args.command == "gazebo-world":
+            return gazebo_world(args)
         return devices()
     except (FileNotFoundError, ValueError) as error:
         print(f"omni-agent {args.command}: error: {error}", file=sys.stderr)
@@ -157,6 +167,20 @@ def say(args) -> int:
     path = synthesize(args.text, voice=voice, language=args.language)
     shutil.copyfile(path, args.out)
     print(f"wrote {args.out} ({voice}, {args.language})")
+    return 0
+
+
+def gazebo_world(args) -> int:
+    """Write home.sdf, robot.sdf and bridge.yaml for Gazebo into args.out."""
+    from omni_agent.sim.gazebo import write_gazebo_files
+    from omni_agent.sim.world import load_world
+
+    world = load_world(args.world)
+    files = write_gazebo_files(args.out, world)
+    print(f"wrote {files.world_sdf} (world {world.name}: {len(world.walls)} walls, {len(world.doors)} doors, "
+          f"{len(world.furniture)} furniture, {len(world.objects)} objects)")
+    print(f"wrote {files.robot_sdf}")
+    print(f"wrote {files.bridge_yaml}")
     return 0
 
 

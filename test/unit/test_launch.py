@@ -52,6 +52,7 @@ ARGUMENT_DEFAULTS = {
     "namespace": "",
     "log_level": "info",
     "params_file": str(PARAMS_FILE),
+    "start_camera": "true",
     "camera_source": "0",
     "audio_source": "device",
     "audio_device": "",
