@@ -293,7 +293,7 @@ def _add_door(world_element: ET.Element, door: Door, world: World) -> None:
 
 def _add_object(world_element: ET.Element, obj: WorldObject) -> None:
     model = _element(world_element, "model", name=obj.name)
-    pitch = 0.0
+    roll = 0.0
     if obj.shape == "sphere":
         shape, dimensions = "sphere", {"radius": obj.size[0]}
         inertia = sphere_inertia(obj.mass, obj.size[0])
@@ -302,16 +302,17 @@ def _add_object(world_element: ET.Element, obj: WorldObject) -> None:
         shape, dimensions = "cylinder", {"radius": obj.size[0], "length": length}
         inertia = cylinder_inertia(obj.mass, obj.size[0], length)
     elif obj.shape == "capsule":
-        # size = [radius, half-length of the straight part]. It lies on its side along x.
+        # size = [radius, half-length of the straight part]. It lies on its side
+        # along y, as in the MuJoCo model, so a gripper facing +y closes across it.
         length = 2.0 * obj.size[1]
         shape, dimensions = "capsule", {"radius": obj.size[0], "length": length}
         inertia = capsule_inertia(obj.mass, obj.size[0], length)
-        pitch = math.pi / 2.0
+        roll = math.pi / 2.0
     else:  # box, size = half-extents
         full = tuple(2.0 * v for v in obj.size[:3])
         shape, dimensions = "box", {"size": full}
         inertia = box_inertia(obj.mass, full)
-    _pose(model, obj.xy[0], obj.xy[1], obj.z, pitch=pitch)
+    _pose(model, obj.xy[0], obj.xy[1], obj.z, roll=roll)
     link = _shape_link(model, "body", shape, dimensions, obj.color)
     _inertial(link, obj.mass, inertia)
 
