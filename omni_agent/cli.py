@@ -53,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     understand.add_argument("--json", action="store_true", help="print JSON (one object, or a list with --all)")
 
     say = sub.add_parser("say", help="synthesise speech to a 16 kHz WAV file")
-    say.add_argument("text")
-    say.add_argument("--out", required=True, metavar="FILE")
-    say.add_argument("--voice", choices=("piper", "espeak"), default="piper")
-    say.add_argument("--language", choices=("en", "zh"), default="en")
+    say.add_argument("text", help="the sentence to speak")
+    say.add_argument("--out", required=True, metavar="FILE", help="WAV file to write (16 kHz mono)")
+    say.add_argument("--voice", choices=("piper", "espeak"), default="piper",
+                     help="piper (natural English, the default) or espeak (English or Mandarin)")
+    say.add_argument("--language", choices=("en", "zh"), default="en",
+                     help="en (default) or zh; zh always uses espeak-ng with tone-numbered pinyin")
 
     sub.add_parser("devices", help="list audio input devices that PortAudio can open")
 

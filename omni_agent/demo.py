@@ -47,6 +47,7 @@ def run_graph(args) -> int:
         audio_params = [Parameter("files", value=files), Parameter("gap_s", value=1.0)]
         audio_text = "audio files " + ", ".join(files)
     image = args.image or str(assets.photo("coffee"))
+    _check_camera_source(image)
     places = [Parameter("places_file", value=args.places)] if args.places else []
 
     print(f"omni-agent run: DDS {network}")
@@ -54,6 +55,7 @@ def run_graph(args) -> int:
 
     rclpy.init()
     nodes = []
+    executor = spinner = None
     try:
         camera = CameraNode(parameter_overrides=[Parameter("source", value=image)])
         nodes.append(camera)
@@ -76,6 +78,12 @@ def run_graph(args) -> int:
         finished = True
         print("\ninterrupted")
     finally:
+        # Stop the executor and its thread before the nodes go: destroying a
+        # node while another thread spins it can abort the process.
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)
+        if spinner is not None:
+            spinner.join(timeout=5.0)
         for node in reversed(nodes):
             close = getattr(node, "close", None)
             if close is not None:
@@ -90,6 +98,16 @@ def run_graph(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check_camera_source(source: str) -> None:
+    """Reject a camera source that names a missing file before any node starts."""
+    from omni_agent.vision.camera_source import SourceError, parse_source
+
+    try:
+        parse_source(source)
+    except SourceError as error:
+        raise FileNotFoundError(f"--image {source!r}: {error}") from error
 
 
 def _wait_until_done(microphone, model, monitor, timeout_s: float, live: bool) -> bool:
@@ -179,8 +197,11 @@ def _make_monitor_class():
 
         def _on_status(self, msg) -> None:
             if msg.state in decided_states:
+                # The latest state counts: a goal that was executing can later be preempted.
+                finished = msg.state != AgentStatus.DONE or not msg.step
+                state = STATE_NAMES[msg.state] if finished or msg.state != AgentStatus.DONE else "executing"
                 with self._lock:
-                    self.decided.setdefault(msg.utterance_id, STATE_NAMES[msg.state])
+                    self.decided[msg.utterance_id] = state
             step = f" {msg.step}" if msg.step else ""
             self._print("status", f"{msg.utterance_id} {STATE_NAMES.get(msg.state, msg.state)}{step}: {msg.reason}")
 

@@ -618,7 +618,7 @@ class CameraStreamer:
     def _retry_after(self, message: str, failures: int) -> None:
         delay = self.backoff_delay(failures)
         self._emit(StreamEvent(
-            EVENT_ERROR, f"{message}. Retrying in {delay:g} s (attempt {failures + 1})",
+            EVENT_ERROR, f"{message}. Attempt {failures} failed; retrying in {delay:g} s",
             failures=failures, retry_in_s=delay))
         self._wait(delay)
 

@@ -293,9 +293,12 @@ def test_rtsp_stream_pushed_by_ffmpeg(harness, receiver, start_camera, rtsp_push
     image = images[-1]
     assert (image.width, image.height) == (600, 400)
     assert image.encoding == "bgr8"
-    # The clip shifts the photo sideways frame by frame. The received frame must match one of the shifts.
-    received = message_rgb(image).astype(np.int16)
-    errors = [np.abs(received - np.roll(photos.coffee(), index * 20, axis=1)).mean() for index in range(30)]
+    # The clip shifts the photo sideways frame by frame. A received frame must match one of the
+    # shifts; under CPU load a frame decoded before its key frame can be smeared, so the best
+    # of the received frames counts.
+    shifted = [np.roll(photos.coffee(), index * 20, axis=1).astype(np.int16) for index in range(30)]
+    errors = [np.abs(message_rgb(received).astype(np.int16) - reference).mean()
+              for received in list(images) for reference in shifted]
     assert min(errors) < 8.0
     assert f"opened stream {url}" in node.output()
 
@@ -308,7 +311,7 @@ def test_missing_file_retried_until_present(harness, receiver, start_camera, tmp
     node = start_camera(source=str(path), fps=10.0, reconnect_min_s=0.2, reconnect_max_s=1.0)
 
     node.wait_for_output("was not found", TIMEOUT_S)
-    node.wait_for_output("(attempt 3)", TIMEOUT_S)
+    node.wait_for_output("Attempt 2 failed", TIMEOUT_S)
     assert node.alive()
     assert str(path) in node.output()
     assert images == []
@@ -326,7 +329,7 @@ def test_http_source_reconnects_when_server_starts(harness, receiver, start_came
     node = start_camera(source=url, fps=15.0, reconnect_min_s=0.2, reconnect_max_s=1.0)
 
     node.wait_for_output(f"cannot open camera source '{url}'", TIMEOUT_S)
-    node.wait_for_output("(attempt 3)", TIMEOUT_S)
+    node.wait_for_output("Attempt 2 failed", TIMEOUT_S)
     assert node.alive()
     assert images == []
 

@@ -81,7 +81,14 @@ def publish_audio(graph, samples, rate, channels=1, sample_format="S16LE", chunk
 
 
 def wait_new(graph, items, count_before, what):
-    graph.wait_for(lambda: len(items) > count_before, RESULT_TIMEOUT_S, what)
+    """Return the first item after count_before; on timeout, fail with what the nodes did."""
+    try:
+        graph.wait_for(lambda: len(items) > count_before, RESULT_TIMEOUT_S, what)
+    except AssertionError as error:
+        results = [(r.utterance_id, r.action, r.transcript) for r in graph.results[-3:]]
+        statuses = [(s.utterance_id, s.state, s.reason) for s in graph.statuses[-3:]]
+        raise AssertionError(f"{error}\nlast results: {results}\nlast statuses: {statuses}\n"
+                             f"model node log:\n{graph.model.output()[-2000:]}") from None
     return items[count_before]
 
 

@@ -430,7 +430,7 @@ def test_streamer_backs_off_on_closed_port():
     assert [event.failures for event in errors] == [1, 2, 3, 4, 5, 6]
     assert [event.retry_in_s for event in errors] == recorder.waits
     assert url in errors[0].message
-    assert "Retrying in 0.5 s (attempt 2)" in errors[0].message
+    assert "Attempt 1 failed; retrying in 0.5 s" in errors[0].message
     assert recorder.frames == []
     assert recorder.events_of(EVENT_OPENED) == []
 
