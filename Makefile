@@ -8,9 +8,13 @@ setup:
 build:
 	scripts/build.sh
 
-# The main job: spoken commands -> transcripts -> results -> goal_pose, real nodes over loopback DDS.
+# The main job, in two parts, real nodes over loopback DDS:
+# 1. spoken commands -> transcripts -> results -> goal_pose ("go forward ten meters", "go to the kitchen");
+# 2. "go to the kitchen and bring me the apple" spoken into the simulated robot, closed loop,
+#    with video, path plot, MCAP recording and summary in results/demo-fetch/.
 demo: setup
 	scripts/env.sh omni-agent run
+	scripts/env.sh omni-agent sim-run --out results/demo-fetch
 
 test: setup
 	scripts/env.sh python -m pytest

@@ -2,6 +2,7 @@
 
   omni-agent run         the node graph in one process over loopback DDS, on
                          real recordings and a real photo by default
+  omni-agent sim-run     a spoken fetch command, closed loop in the MuJoCo home
   omni-agent understand  the model result for one audio file, as JSON
   omni-agent say         synthesise a spoken command into a WAV file
   omni-agent devices     list audio input devices
@@ -42,6 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
                           "'inherit' uses the ROS_* variables of the environment as they are")
     run.add_argument("--domain-id", type=int, help="ROS domain id with --ros-network loopback (default 42)")
 
+    sim = sub.add_parser("sim-run", help="speak a command to the robot in the embedded simulator (closed loop)")
+    sim.add_argument("--command", dest="sentence", default="Go to the kitchen and bring me the apple.",
+                     help="sentence spoken by Piper into the microphone (default: the apple fetch task)")
+    sim.add_argument("--audio", metavar="FILE", help="play this recording instead of a Piper voice")
+    sim.add_argument("--out", metavar="DIR", help="output folder (default results/sim-run-<time>)")
+    sim.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en)")
+    sim.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
+    sim.add_argument("--real-time-factor", type=float, default=1.0,
+                     help="simulated seconds per wall second; 0 runs as fast as possible (default 1)")
+    sim.add_argument("--closed-door", action="append", default=[], metavar="NAME",
+                     help="close a door of the world, e.g. kitchen_door (repeatable)")
+    sim.add_argument("--no-virtual-microphone", action="store_true",
+                     help="play the file through the microphone node even when PulseAudio is installed")
+    sim.add_argument("--no-video", action="store_true", help="skip the MP4/GIF (faster)")
+    sim.add_argument("--timeout", type=float, default=600.0, help="give up after this many wall seconds")
+    sim.add_argument("--domain-id", type=int, help="ROS domain id (default 42); DDS stays on loopback")
+
     understand = sub.add_parser("understand", help="print the model result for one utterance")
     understand.add_argument("--audio", required=True, metavar="FILE",
                             help="WAV/FLAC/OGG, or .raw/.pcm as 16 kHz S16LE mono")
@@ -77,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from omni_agent.demo import run_graph
 
             return run_graph(args)
+        if args.command == "sim-run":
+            return sim_run(args)
         if args.command == "understand":
             return understand(args)
         if args.command == "say":
@@ -87,6 +107,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"omni-agent {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def sim_run(args) -> int:
+    """Run the spoken fetch task in the embedded simulator and write its artefacts."""
+    from omni_agent.sim_run import RunOptions, run_sim
+
+    report = run_sim(RunOptions(
+        command=args.sentence, audio=args.audio, out=args.out, model=args.model, language=args.language,
+        real_time_factor=args.real_time_factor, closed_doors=tuple(args.closed_door),
+        virtual_microphone=not args.no_virtual_microphone, timeout_s=args.timeout, video=not args.no_video,
+        domain_id=args.domain_id))
+    print(f"outcome: {report.outcome}; files in {pathlib.Path(report.files['result']).parent}")
+    return 0 if report.outcome == "done" else 1
 
 
 def understand(args) -> int:

@@ -135,10 +135,11 @@ class PlannerNode(Node):
         result = result_from_msg(msg)
         if not result.utterance_id:
             result.utterance_id = f"anonymous-{self.get_clock().now().nanoseconds}"
-        if not self.have_odometry and result.action == "move":
+        if not self.have_odometry and result.action in ("move", "bring"):
+            use = "the relative move starts from" if result.action == "move" else "the object is brought back to"
             self.get_logger().warning(
-                f"[{result.utterance_id}] no odometry received on 'odom' yet; the relative move starts from the "
-                f"last known pose ({self.robot_pose.x:.2f}, {self.robot_pose.y:.2f}, yaw {self.robot_pose.yaw:.2f})")
+                f"[{result.utterance_id}] no odometry received on 'odom' yet; {use} the last known pose "
+                f"({self.robot_pose.x:.2f}, {self.robot_pose.y:.2f}, yaw {self.robot_pose.yaw:.2f})")
         decision = self.planner.plan(result, self.robot_pose)
         self._emit(self.tracker.start(decision, self._now_s()))
 

@@ -167,7 +167,7 @@ class TaskTracker:
         self.utterance_id = ""
         self.steps: List[Step] = []
         self.index = 0
-        self.step_started_s = 0.0
+        self.step_started_s: Optional[float] = None
 
     @property
     def active(self) -> bool:
@@ -231,6 +231,10 @@ class TaskTracker:
         step = self.current
         if step is None:
             return []
+        if self.step_started_s is None:
+            # Under use_sim_time the clock reads 0 until /clock arrives: start timing then.
+            self.step_started_s = now_s if now_s > 0.0 else None
+            return []
         limit = self.config.navigate_timeout_s if step.kind == STEP_NAVIGATE else self.config.manipulation_timeout_s
         if now_s - self.step_started_s > limit:
             return self._finish(FAILED, f"{step.description} did not finish within {limit:.0f} s")
@@ -238,7 +242,8 @@ class TaskTracker:
 
     def _begin_step(self, now_s: float) -> List[Event]:
         step = self.current
-        self.step_started_s = now_s
+        # A zero time means a simulation clock that has not started yet.
+        self.step_started_s = now_s if now_s > 0.0 else None
         kind = "goal" if step.kind == STEP_NAVIGATE else "manipulation"
         return [Event(kind, self.utterance_id, step=step),
                 Event("status", self.utterance_id, EXECUTING, step=step, reason=step.description)]

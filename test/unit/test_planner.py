@@ -354,7 +354,7 @@ def test_tracker_navigation_report(planner, robot):
 
 def start_pick(planner, tracker, robot, uid="u1"):
     decision = planner.plan(make_result(ACTION_PICK, uid=uid, object_label="cup"), robot)
-    return tracker.start(decision, 0.0)
+    return tracker.start(decision, 1.0)
 
 
 def test_tracker_start_manipulation(planner, robot):
@@ -414,10 +414,20 @@ def test_tracker_manipulation_timeout(planner, robot):
     tracker = TaskTracker(TrackerConfig(manipulation_timeout_s=10.0))
     start_pick(planner, tracker, robot)
 
-    events = tracker.tick(11.0)
+    events = tracker.tick(12.0)
 
     assert [event.state for event in events] == [FAILED]
     assert "within 10 s" in events[0].reason
+
+
+def test_tracker_timeout_waits_for_sim_clock(planner, robot):
+    tracker = TaskTracker(TrackerConfig(manipulation_timeout_s=10.0))
+    decision = planner.plan(make_result(ACTION_PICK, uid="u1", object_label="cup"), robot)
+    tracker.start(decision, 0.0)  # use_sim_time before the first /clock message
+
+    assert tracker.tick(30.0) == []  # timing starts here
+    assert tracker.tick(39.0) == []
+    assert [event.state for event in tracker.tick(41.0)] == [FAILED]
 
 
 def test_tracker_stop_cancels_task(planner, robot):
