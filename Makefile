@@ -24,6 +24,7 @@ test-unit: setup
 
 bench: setup
 	scripts/env.sh python scripts/benchmark_latency.py --markdown docs/benchmarks.md
+	scripts/env.sh python scripts/benchmark_sim.py --markdown docs/benchmarks.md
 
 clean:
 	rm -rf build install log
