@@ -1,7 +1,8 @@
 """`omni-agent sim-run`: the spoken fetch task, closed loop in the embedded simulator.
 
-sim_node (MuJoCo), microphone_node, omni_model_node and planner_node run in
-one process on a multi-threaded executor over loopback DDS. The spoken
+sim_node (MuJoCo) runs in its own process, and microphone_node,
+omni_model_node and planner_node in this one on a multi-threaded executor,
+all over loopback DDS. The spoken
 command reaches the microphone node through a PulseAudio virtual microphone
 when PulseAudio is installed, or as a played file otherwise. A recorder node
 writes what happens into the output folder:
@@ -47,7 +48,7 @@ class RunOptions:
 
 @dataclass
 class RunReport:
-    """What the run produced, written to result.json."""
+    """The outcome and evidence of one run, written to result.json."""
 
     command: str
     audio_path: str = ""
