@@ -147,6 +147,10 @@ def _run_graph(options: RunOptions, report: RunReport, audio_path: pathlib.Path,
         spinner.start()
 
         if microphone is not None:
+            # PortAudio's first capture callback can come a second or two after the
+            # stream opens: speak only once the model node receives audio.
+            if not recorder.wait_for(lambda: model.audio_received, 60.0):
+                raise RuntimeError("the microphone node published no audio within 60 s; see its log above")
             threading.Thread(target=microphone.play, args=(audio_path,), daemon=True).start()
         _wait_for_outcome(recorder, options)
     finally:

@@ -170,6 +170,11 @@ class OmniModelNode(Node):
         self._enqueue(self._run_final, audio, uid, time.monotonic())
 
     @property
+    def audio_received(self) -> bool:
+        """True once the first valid audio chunk has arrived."""
+        return self._input_format is not None
+
+    @property
     def busy(self) -> bool:
         """True while an utterance is open or waiting for, or in, the worker."""
         return self._pending > 0 or self.segmenter.in_speech

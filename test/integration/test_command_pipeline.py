@@ -281,10 +281,13 @@ def test_virtual_microphone_command_gives_goal(graph, tmp_path):
     wav = tmp_path / "goforward.wav"
     write_wav(wav, samples, rate)
     counts = len(graph.results), len(graph.goals)
+    chunks = graph.collect(AudioChunk, "audio/chunk", AUDIO_QOS)
     with PulseServer(sample_rate=16000) as pulse:
         mic = NodeProcess("microphone_node", {"source": "device"}, env=pulse.env)
         try:
             mic.wait_for_output("opened at 16000 Hz", 60)
+            # The first capture callback can come a second or two after the stream opens.
+            graph.wait_for(lambda: len(chunks) >= 10, 60, "audio chunks from the virtual microphone")
             pulse.play(wav)
             result = wait_new(graph, graph.results, counts[0], "a result from the virtual microphone")
             goal = wait_new(graph, graph.goals, counts[1], "a goal from the virtual microphone")
