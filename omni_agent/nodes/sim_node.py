@@ -63,7 +63,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Deque, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 import rclpy
@@ -182,6 +182,7 @@ class NavigationRequest:
     started_s: float = 0.0
     feedback: Optional[NavigationSnapshot] = None
     feedback_count: int = 0
+    cancel_queued: bool = False       # a cancel is on its way to the sim thread
 
 
 @dataclass
@@ -206,6 +207,7 @@ class SimNode(Node):
         self._sim_time_s = 0.0
         self._e_stop_requested = False
         self._requests: List[NavigationRequest] = []      # goals the sim thread has not finished
+        self._action_requests: Dict[str, NavigationRequest] = {}  # running action goals by goal id
         self._goal_pose_count = 0
         self._limiter = LogLimiter(self.get_logger())
         self.failure: Optional[BaseException] = None
@@ -330,7 +332,7 @@ class SimNode(Node):
             self.action_server = ActionServer(
                 self, self.action_type, "navigate_to_pose", execute_callback=self._execute_navigation,
                 goal_callback=lambda request: GoalResponse.ACCEPT,
-                cancel_callback=lambda goal_handle: CancelResponse.ACCEPT,
+                cancel_callback=self._on_cancel_request,
                 callback_group=ReentrantCallbackGroup())
 
     # --- ROS callbacks (executor threads): check, then queue for the sim thread --------------
@@ -397,6 +399,16 @@ class SimNode(Node):
             return None, E_STOP_ENGAGED_REASON, ERROR_UNKNOWN
         return Pose2D(position.x, position.y, quaternion_to_yaw(q.x, q.y, q.z, q.w), frame), "", 0
 
+    def _on_cancel_request(self, goal_handle) -> CancelResponse:
+        """Accept a cancel and pass it to the sim thread at once, not at the next poll of the goal."""
+        goal_id = bytes(goal_handle.goal_id.uuid).hex()[:8]
+        with self._lock:
+            request = self._action_requests.get(goal_id)
+            if request is not None and not request.cancel_queued:
+                request.cancel_queued = True
+                self._commands.append(("cancel", request))
+        return CancelResponse.ACCEPT
+
     def _execute_navigation(self, goal_handle):
         """Run one navigate_to_pose goal: check it, hand it to the sim thread, relay feedback and the result."""
         goal_id = bytes(goal_handle.goal_id.uuid).hex()[:8]
@@ -407,19 +419,24 @@ class SimNode(Node):
             return self._navigation_result(code, reason)
 
         request = NavigationRequest(goal_id, "navigate_to_pose", pose)
+        with self._lock:
+            self._action_requests[goal_id] = request
         self._queue_navigation(request)
-        cancel_sent = False
         feedback_sent = 0
         while not request.done.wait(EXECUTE_POLL_S):
-            if goal_handle.is_cancel_requested and not cancel_sent:
-                self._queue("cancel", request)
-                cancel_sent = True
+            if goal_handle.is_cancel_requested:
+                with self._lock:
+                    if not request.cancel_queued:
+                        request.cancel_queued = True
+                        self._commands.append(("cancel", request))
             with self._lock:
                 snapshot, count = request.feedback, request.feedback_count
             if snapshot is not None and count != feedback_sent and goal_handle.is_active:
                 goal_handle.publish_feedback(self._navigation_feedback(snapshot))
                 feedback_sent = count
 
+        with self._lock:
+            self._action_requests.pop(goal_id, None)
         if request.outcome == SUCCEEDED:
             goal_handle.succeed()
         elif request.outcome == CANCELED and goal_handle.is_cancel_requested:

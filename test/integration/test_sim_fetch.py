@@ -185,3 +185,33 @@ def test_bring_from_closed_room_fails(start_stack):
     assert "bedroom_door" in final.reason
     assert "no path" in final.reason
     assert not any(s.step == "pick" for s in statuses_of(stack, "bring-bottle"))
+
+
+def test_stop_command_halts_base(start_stack):
+    """A "stop" result cancels the running fetch and halts the moving base.
+
+    NOTE: the halt goes planner -> action cancel -> sim thread, so it takes the
+    wall-time latency of that path in sim time: 0.1-0.25 s at real_time_factor
+    1 on 2 busy cores. The e_stop topic halts within one 10 ms control period.
+    """
+    stack = start_stack(real_time_factor=1.0)
+    send_command(stack, "bring-then-stop", "bring", "apple", "kitchen")
+
+    def moving():
+        twist = stack.odom[-1].twist.twist.linear
+        return math.hypot(twist.x, twist.y) > 0.2
+
+    stack.wait_for(moving, WAIT_S, "the base driving towards the kitchen")
+    send_command(stack, "stop-1", "stop")
+    stopped = wait_final(stack, "stop-1")
+    assert stopped.state == AgentStatus.DONE
+    cancelled = wait_final(stack, "bring-then-stop")
+    assert cancelled.state == AgentStatus.FAILED
+    assert "cancelled by stop command stop-1" in cancelled.reason
+
+    halt_deadline_s = stamp_to_s(stopped.header.stamp) + 0.5
+    stack.wait_for(lambda: stamp_to_s(stack.odom[-1].header.stamp) > halt_deadline_s + 0.5, WAIT_S,
+                   "odometry after the stop")
+    after = [m for m in list(stack.odom) if stamp_to_s(m.header.stamp) >= halt_deadline_s]
+    speeds = [math.hypot(m.twist.twist.linear.x, m.twist.twist.linear.y) for m in after[:15]]
+    assert max(speeds) < 0.02, speeds
