@@ -31,6 +31,7 @@ def run_graph(args) -> int:
     from rclpy.parameter import Parameter
 
     from omni_agent.nodes.camera_node import CameraNode
+    from omni_agent.nodes.common import stop_graph
     from omni_agent.nodes.microphone_node import MicrophoneNode
     from omni_agent.nodes.omni_model_node import OmniModelNode
     from omni_agent.nodes.planner_node import PlannerNode
@@ -78,19 +79,7 @@ def run_graph(args) -> int:
         finished = True
         print("\ninterrupted")
     finally:
-        # Stop the executor and its thread before the nodes go: destroying a
-        # node while another thread spins it can abort the process.
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
-        if spinner is not None:
-            spinner.join(timeout=5.0)
-        for node in reversed(nodes):
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        stop_graph(executor, spinner, nodes)
     if nodes and isinstance(nodes[-1], MicrophoneNode):
         monitor.print_summary()
     if not finished:

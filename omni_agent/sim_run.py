@@ -108,6 +108,7 @@ def _run_graph(options: RunOptions, report: RunReport, audio_path: pathlib.Path,
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from omni_agent.nodes.common import stop_graph
     from omni_agent.nodes.microphone_node import MicrophoneNode
     from omni_agent.nodes.omni_model_node import OmniModelNode
     from omni_agent.nodes.planner_node import PlannerNode
@@ -154,17 +155,7 @@ def _run_graph(options: RunOptions, report: RunReport, audio_path: pathlib.Path,
             threading.Thread(target=microphone.play, args=(audio_path,), daemon=True).start()
         _wait_for_outcome(recorder, options)
     finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
-        if spinner is not None:
-            spinner.join(timeout=5.0)
-        for node in reversed(nodes):
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        stop_graph(executor, spinner, nodes)
         _stop_process(simulator)
     report.wall_time_s = time.monotonic() - started_wall
     if recorder is not None:

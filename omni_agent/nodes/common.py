@@ -88,6 +88,25 @@ def run_node(factory: Callable[..., Node], args: Optional[Sequence[str]] = None,
             rclpy.shutdown()
 
 
+def stop_graph(executor, spinner, nodes) -> None:
+    """Stop an executor spun in `spinner` (a thread), close and destroy `nodes`, shut rclpy down.
+
+    The executor and its thread stop first: destroying a node while another
+    thread spins it can abort the process. Either may be None.
+    """
+    if executor is not None:
+        executor.shutdown(timeout_sec=5.0)
+    if spinner is not None:
+        spinner.join(timeout=5.0)
+    for node in reversed(nodes):
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+        node.destroy_node()
+    if rclpy.ok():
+        rclpy.shutdown()
+
+
 class LogLimiter:
     """Rate-limit repeated log messages per key, counting what was suppressed.
 
