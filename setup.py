@@ -35,7 +35,8 @@ setup(
     maintainer_email=MANIFEST.find("maintainer").get("email"),
     python_requires=">=3.10",
     packages=find_packages(include=["omni_agent", "omni_agent.*"]),
-    package_data={"omni_agent": ["../config/*.yaml"]},
+    # The default places, vocabulary and world, found by omni_agent under <prefix>/share/omni_agent/config.
+    data_files=[("share/omni_agent/config", [str(path.relative_to(HERE)) for path in sorted((HERE / "config").glob("*.yaml"))])],
     install_requires=requirements(),
     entry_points={"console_scripts": ["omni-agent = omni_agent.cli:main"]},
 )

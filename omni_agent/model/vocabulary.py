@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -152,7 +153,8 @@ def _split_aliases(words: List[str]) -> Tuple[List[str], List[str]]:
 
 
 def _default_config(name: str) -> pathlib.Path:
-    candidates = [CONFIG_DIR / name]
+    # The source tree, then a pip install (<prefix>/share), then a colcon install (ament index).
+    candidates = [CONFIG_DIR / name, pathlib.Path(sys.prefix) / "share" / "omni_agent" / "config" / name]
     try:
         from ament_index_python.packages import get_package_share_directory
 

@@ -18,6 +18,14 @@ DEFAULT_WORLD = pathlib.Path(__file__).resolve().parent.parent.parent / "config"
 SHAPES = ("sphere", "capsule", "cylinder", "box")
 
 
+def _default_world() -> pathlib.Path:
+    """The package's world file: in the source tree, or installed under <prefix>/share (pip)."""
+    import sys
+
+    installed = pathlib.Path(sys.prefix) / "share" / "omni_agent" / "config" / "world.yaml"
+    return DEFAULT_WORLD if DEFAULT_WORLD.is_file() or not installed.is_file() else installed
+
+
 class WorldError(ValueError):
     """An invalid world description."""
 
@@ -141,7 +149,7 @@ def _pose(value, what: str, frame_id: str) -> Pose2D:
 
 def load_world(path: Optional[str] = None) -> World:
     """Load and check a world description; errors name the file and the entry."""
-    source = pathlib.Path(path) if path else DEFAULT_WORLD
+    source = pathlib.Path(path) if path else _default_world()
     if not source.is_file():
         raise FileNotFoundError(f"world file {source} not found; pass an existing YAML file")
     try:
