@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "'inherit' uses the ROS_* variables of the environment as they are")
     run.add_argument("--domain-id", type=int, help="ROS domain id with --ros-network loopback (default 42)")
 
-    sim = sub.add_parser("sim-run", help="speak a command to the robot in the embedded simulator (closed loop)")
+    sim = sub.add_parser("sim-run", help="speak a command to the robot in the embedded simulator (closed loop)",
+                         description="Exit status: 0 when the command ends done, 1 when it ends rejected, "
+                                     "failed or timed out, 2 for invalid arguments. sim_node's own log is "
+                                     "sim_node.log in the output folder.")
     sim.add_argument("--command", dest="sentence", default="Go to the kitchen and bring me the apple.",
                      help="sentence spoken by Piper into the microphone (default: the apple fetch task)")
     sim.add_argument("--audio", metavar="FILE", help="play this recording instead of a Piper voice")

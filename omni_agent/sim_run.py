@@ -72,6 +72,11 @@ def run_sim(options: RunOptions) -> RunReport:
     """Run the closed loop once and write the artefacts; returns the report."""
     from omni_agent import assets, dds
 
+    from omni_agent.sim.world import load_world
+
+    world = load_world()
+    for door in options.closed_doors:
+        world = world.with_door(door, closed=True)  # raises for an unknown door, before anything starts
     dds.apply_loopback_defaults(os.environ, domain_id=options.domain_id)
     out_dir = pathlib.Path(options.out or f"results/sim-run-{time.strftime('%Y%m%d-%H%M%S')}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +131,7 @@ def _run_graph(options: RunOptions, report: RunReport, audio_path: pathlib.Path,
     nodes, executor, spinner, recorder = [], None, None, None
     started_wall = time.monotonic()
     try:
-        recorder = RunRecorder(out_dir, options.video)
+        recorder = RunRecorder(out_dir, options.video, options.closed_doors)
         nodes.append(recorder)
         if not recorder.wait_for(lambda: recorder.sim_time_s > 0.0 or simulator.poll() is not None, 120.0,
                                  spin=True) or simulator.poll() is not None:
@@ -217,8 +222,8 @@ def _wait_for_outcome(recorder: "RunRecorder", options: RunOptions) -> None:
     recorder.timed_out = f"no final status within {options.timeout_s:.0f} s of wall time"
 
 
-def RunRecorder(out_dir: pathlib.Path, video: bool):  # noqa: N802 (builds the node class lazily)
-    return _recorder_class()(out_dir, video)
+def RunRecorder(out_dir: pathlib.Path, video: bool, closed_doors=()):  # noqa: N802 (builds the class lazily)
+    return _recorder_class()(out_dir, video, closed_doors)
 
 
 def _recorder_class():
@@ -246,9 +251,10 @@ def _recorder_class():
     class _RunRecorder(Node):
         """Record the run: MCAP, video frames, path, statuses."""
 
-        def __init__(self, out_dir: pathlib.Path, video: bool):
+        def __init__(self, out_dir: pathlib.Path, video: bool, closed_doors=()):
             super().__init__("omni_agent_run_recorder")
             self.out_dir = out_dir
+            self.closed_doors = tuple(closed_doors)
             self.lock = threading.Lock()
             self.started_wall = time.monotonic()
             self.sim_time_s = 0.0
@@ -419,9 +425,13 @@ def _recorder_class():
                 files["video"] = self.out_dir / "run.mp4"
                 files["gif"] = self.out_dir / "run.gif"
             tracks = {name: track for name, track in self.object_tracks.items() if name == report.object_label}
-            plot_path(load_world(), self.poses, tracks, self.out_dir / "path.png",
+            world = load_world()
+            for door in self.closed_doors:
+                world = world.with_door(door, closed=True)
+            heard = (report.heard[0] if report.heard else report.command).rstrip(".")
+            plot_path(world, self.poses, tracks, self.out_dir / "path.png",
                       hand_over_point=tuple(report.hand_over_point) if report.hand_over_point else None,
-                      title=f"{report.heard[0] if report.heard else report.command}: {report.outcome}")
+                      title=f"{heard}: {report.outcome}")
             files["path_plot"] = self.out_dir / "path.png"
             steps = [StepRecord(s["step"] or "command", s["state"], s["sim_time_s"], s["wall_time_s"], s["reason"])
                      for s in report.statuses if s["utterance_id"] == report.utterance_id]

@@ -136,7 +136,8 @@ class Planner:
         if label not in self.vocabulary.objects:
             return (f"unknown object '{label}'; known objects: {', '.join(sorted(self.vocabulary.objects))}")
         if action != ACTION_PLACE and not self.vocabulary.graspable[label]:
-            return f"the {label} cannot be grasped by this robot"
+            graspable = sorted(key for key, ok in self.vocabulary.graspable.items() if ok)
+            return f"the {label} cannot be grasped by this robot; it can grasp: {', '.join(graspable)}"
         return ""
 
 

@@ -127,7 +127,7 @@ class World:
     def with_door(self, name: str, closed: bool) -> "World":
         """A copy of the world with one door opened or closed."""
         if name not in self.doors:
-            raise WorldError(f"unknown door {name!r}; doors: {sorted(self.doors)}")
+            raise WorldError(f"unknown door {name!r}; the world's doors are {sorted(self.doors)}")
         import copy
 
         world = copy.deepcopy(self)

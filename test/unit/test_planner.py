@@ -191,7 +191,9 @@ def test_plan_ungraspable_object(planner, robot, action):
     decision = planner.plan(make_result(action, object_label="piano"), robot)
 
     assert not decision.accepted
-    assert decision.reason == "the piano cannot be grasped by this robot"
+    assert decision.reason.startswith("the piano cannot be grasped by this robot; it can grasp: ")
+    assert "apple" in decision.reason
+    assert "piano" not in decision.reason.split("it can grasp: ")[1]
 
 
 def test_plan_pick_without_object(planner, robot):
