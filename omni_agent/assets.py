@@ -10,7 +10,7 @@ import os
 import pathlib
 
 RECORDINGS_DIR = pathlib.Path("/usr/share/pocketsphinx/test/data")
-#: Real recordings and what is said in them.
+#: Real recordings and the words spoken in them.
 RECORDINGS = {
     "goforward.raw": "go forward ten meters",
     "something.raw": "go somewhere and do something",

@@ -195,7 +195,7 @@ def find_speech_end(samples: np.ndarray) -> int:
         run_length = run_length + 1 if is_voiced else 0
         if run_length >= ENERGY_MIN_RUN_FRAMES:
             last_run_end = index
-    if last_run_end is None:    # no run is long enough, so the loudest frame stands in
+    if last_run_end is None:    # no run is long enough, so the loudest frame is used instead
         last_run_end = int(np.argmax(level_db))
     return int((last_run_end + 1) * ENERGY_FRAME_SAMPLES - 1)
 

@@ -2,7 +2,7 @@
 
 Silero VAD v5/v6 scores windows of exactly 512 samples at 16 kHz (with the
 last 64 samples of the previous window prepended as context) and raises on
-any other size. `SileroVad` runs the packaged ONNX model on such windows;
+any other size. `SileroVad` runs the packaged ONNX model on such windows.
 `SpeechSegmenter` accepts chunks of any length, cuts them into windows and
 turns the per-window speech probabilities into utterances.
 """

@@ -54,7 +54,7 @@ class CommandParser:
         self.vocabulary = vocabulary
 
     def parse(self, text: str, language: Optional[str] = None) -> CommandResult:
-        """Return what `text` asks for; action "unknown" with a detail when nothing fits."""
+        """Return the command in `text`, or action "unknown" with a detail when nothing fits."""
         language = language or ("zh" if has_cjk(text) else "en")
         # The text decides: a recogniser set to "zh" can still return English words.
         if has_cjk(text):
@@ -274,7 +274,7 @@ def _unit_scale(unit: Optional[str]) -> float:
 
 
 def _zh_number_before(text: str, unit: str) -> Optional[float]:
-    """The number written before `unit`, with a trailing 半 (X米半 = X and a half)."""
+    """Return the number written before `unit`, with a trailing 半 (X米半 = X and a half)."""
     match = re.search(_ZH_NUMBER.pattern + unit + "(半)?", text)
     if not match:
         return None

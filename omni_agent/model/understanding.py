@@ -1,7 +1,7 @@
 """Utterance understanding without ROS: audio -> transcript -> CommandResult.
 
 Used by the model node and by `omni-agent understand`. The command parser is
-the understanding model here; it reads the transcript only, so the camera
+the understanding model here. It reads the transcript only, so the camera
 frame passed in is recorded but does not change the result.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Places and objects the robot knows by name, in English and Mandarin.
+"""Places and objects the robot recognises by name, in English and Mandarin.
 
 Mandarin names are also matched on their toneless pinyin, so that a
 recogniser's near-homophones ("去除防" for "去厨房", both "qu chu fang") still

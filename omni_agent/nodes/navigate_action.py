@@ -30,7 +30,7 @@ DEFAULT_ACTION_TYPE = "nav2_msgs/action/NavigateToPose"
 
 #: Called with (step, succeeded, reason) when a goal ends, unless this client cancelled it.
 ReportCallback = Callable[[Step, bool, str], None]
-#: Called with (step, text) for feedback, at most once per feedback interval of a goal.
+#: Called with (step, text) for feedback, at most once per feedback interval (wall-clock time) of a goal.
 ProgressCallback = Callable[[Step, str], None]
 
 

@@ -69,7 +69,7 @@ class PlannerNode(Node):
             "With the action: a goal fails when no navigate_to_pose server is available this long [s]")
         navigate_feedback_interval_s = p(
             "navigate_feedback_interval_s", 2.0,
-            "With the action: minimum interval between logged and published progress reports [s]")
+            "With the action: minimum wall-clock interval between logged and published progress reports [s]")
 
         if len(initial) != 3:
             raise ValueError(f"initial_pose must be [x, y, yaw], got {list(initial)}")

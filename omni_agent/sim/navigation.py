@@ -341,7 +341,7 @@ def path_length(points: Sequence[Point]) -> float:
 
 @dataclass
 class NavigationFeedback:
-    """What a navigation action reports while it runs."""
+    """Progress of a running navigation goal."""
 
     state: str
     distance_remaining_m: float

@@ -19,7 +19,7 @@ SHAPES = ("sphere", "capsule", "cylinder", "box")
 
 
 def _default_world() -> pathlib.Path:
-    """The package's world file: in the source tree, or installed under <prefix>/share (pip)."""
+    """Return the package's world file: in the source tree, or installed under <prefix>/share (pip)."""
     import sys
 
     installed = pathlib.Path(sys.prefix) / "share" / "omni_agent" / "config" / "world.yaml"
@@ -125,7 +125,7 @@ class World:
         return None
 
     def with_door(self, name: str, closed: bool) -> "World":
-        """A copy of the world with one door opened or closed."""
+        """Return a copy of the world with one door opened or closed."""
         if name not in self.doors:
             raise WorldError(f"unknown door {name!r}; the world's doors are {sorted(self.doors)}")
         import copy

@@ -293,9 +293,9 @@ def test_rtsp_stream_pushed_by_ffmpeg(harness, receiver, start_camera, rtsp_push
     image = images[-1]
     assert (image.width, image.height) == (600, 400)
     assert image.encoding == "bgr8"
-    # The clip shifts the photo sideways frame by frame. A received frame must match one of the
-    # shifts; under CPU load a frame decoded before its key frame can be smeared, so the best
-    # of the received frames counts.
+    # The clip shifts the photo sideways frame by frame, and a received frame must match one of
+    # the shifts. Under CPU load a frame decoded before its key frame can be smeared, so the
+    # best of the received frames counts.
     shifted = [np.roll(photos.coffee(), index * 20, axis=1).astype(np.int16) for index in range(30)]
     errors = [np.abs(message_rgb(received).astype(np.int16) - reference).mean()
               for received in list(images) for reference in shifted]

@@ -1,8 +1,8 @@
 """Spoken commands through real nodes over DDS: microphone -> model -> planner -> goal_pose.
 
 The model node and planner node run in their own processes for the whole
-module; each test feeds audio through a microphone node process or publishes
-audio chunks itself, and checks what arrives on the output topics.
+module. Each test feeds audio through a microphone node process or publishes
+audio chunks itself, then checks the messages on the output topics.
 """
 import math
 import pathlib
