@@ -1,4 +1,4 @@
-"""Real inputs for the demo, tests and benchmarks, found or made on this machine.
+"""Real inputs for the demo, tests and benchmarks, found or made on this machine, and packaged weights.
 
 - Human speech: Debian's pocketsphinx-testdata recordings (16 kHz raw).
 - Synthetic speech: Piper (English) or espeak-ng (Mandarin), cached WAVs.
@@ -6,8 +6,10 @@
 """
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
+from typing import Type
 
 RECORDINGS_DIR = pathlib.Path("/usr/share/pocketsphinx/test/data")
 #: Real recordings and the words spoken in them.
@@ -16,6 +18,18 @@ RECORDINGS = {
     "something.raw": "go somewhere and do something",
     "numbers.raw": "three three four six nine two",
 }
+
+
+def package_folder(module: str, distribution: str, error: Type[Exception] = FileNotFoundError) -> pathlib.Path:
+    """Return the folder of an installed package that carries weights; `error` names the missing package."""
+    try:
+        package = importlib.import_module(module)
+    except ImportError as cause:
+        raise error(f"the {distribution} package is not installed; run 'make setup' "
+                    f"or pip install {distribution}") from cause
+    return pathlib.Path(package.__file__).resolve().parent
+
+
 CACHE_DIR = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "omni_agent"
 
 

