@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 ACTION_NAVIGATE = "navigate"
 ACTION_MOVE = "move"
@@ -10,8 +10,10 @@ ACTION_BRING = "bring"
 ACTION_PICK = "pick"
 ACTION_PLACE = "place"
 ACTION_STOP = "stop"
+ACTION_DESCRIBE = "describe"   # "what do you see?": answered in the result's detail, nothing moves
 ACTION_UNKNOWN = "unknown"
-ACTIONS = (ACTION_NAVIGATE, ACTION_MOVE, ACTION_BRING, ACTION_PICK, ACTION_PLACE, ACTION_STOP, ACTION_UNKNOWN)
+ACTIONS = (ACTION_NAVIGATE, ACTION_MOVE, ACTION_BRING, ACTION_PICK, ACTION_PLACE, ACTION_STOP, ACTION_DESCRIBE,
+           ACTION_UNKNOWN)
 
 
 @dataclass
@@ -40,7 +42,8 @@ class CommandResult:
     language: str = "en"
     source: str = ""
     utterance_id: str = ""
-    detail: str = field(default="", compare=False)  # why the parser decided so, for logs
+    detail: str = field(default="", compare=False)  # why the model decided so; for describe, the answer
+    object_box: Optional[Tuple[float, float, float, float]] = None   # grounding: pixel box in the camera image
 
     def to_dict(self) -> dict:
         return asdict(self)
