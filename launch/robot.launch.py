@@ -1,5 +1,9 @@
 """Start the omni_agent nodes on a robot: camera, microphone, model and planner.
 
+With image_frontend:=node the image encoder runs in a fifth node,
+image_frontend_node, which publishes camera/image_features; omni_model_node
+then reads those features instead of encoding camera frames itself.
+
 Examples:
 
     ros2 launch omni_agent robot.launch.py
@@ -8,6 +12,7 @@ Examples:
     ros2 launch omni_agent robot.launch.py namespace:=robot1 use_sim_time:=true log_level:=debug
     ros2 launch omni_agent robot.launch.py audio_source:=/data/command.wav camera_source:=/data/frames
     ros2 launch omni_agent robot.launch.py params_file:=/etc/robot/omni_agent.yaml
+    ros2 launch omni_agent robot.launch.py image_frontend:=node image_precision:=bfloat16
     ros2 launch omni_agent robot.launch.py --show-args
 
 Each node reads params_file first and then the launch arguments that map to
@@ -20,12 +25,14 @@ ROS_AUTOMATIC_DISCOVERY_RANGE, RMW profiles) decides discovery.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "omni_agent"
+#: Topic of image_frontend_node's features, relative so that it follows the namespace.
+IMAGE_FEATURES_TOPIC = "camera/image_features"
 
 
 def _declare_arguments() -> list:
@@ -36,13 +43,13 @@ def _declare_arguments() -> list:
             description="Use simulation time from the /clock topic in every node: true or false"),
         DeclareLaunchArgument(
             "namespace", default_value="",
-            description="ROS namespace of all four nodes. Empty starts them in the root namespace"),
+            description="ROS namespace of all nodes. Empty starts them in the root namespace"),
         DeclareLaunchArgument(
             "log_level", default_value="info",
-            description="Log level of all four nodes: debug, info, warn, error or fatal"),
+            description="Log level of all nodes: debug, info, warn, error or fatal"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([share, "config", "omni_agent.yaml"]),
-            description="YAML parameters file for the four nodes. The other launch arguments "
+            description="YAML parameters file for the nodes. The other launch arguments "
                         "override the parameters they map to"),
         DeclareLaunchArgument(
             "start_camera", default_value="true",
@@ -71,7 +78,27 @@ def _declare_arguments() -> list:
         DeclareLaunchArgument(
             "places_file", default_value=PathJoinSubstitution([share, "config", "places.yaml"]),
             description="YAML file of named places, read by omni_model_node and planner_node"),
+        DeclareLaunchArgument(
+            "image_frontend", default_value="inprocess", choices=["inprocess", "node"],
+            description="Where camera frames are encoded: 'inprocess' in omni_model_node, or 'node' "
+                        "in image_frontend_node, which publishes " + IMAGE_FEATURES_TOPIC
+                        + " for omni_model_node"),
+        DeclareLaunchArgument(
+            "image_precision", default_value="float32", choices=["float32", "bfloat16"],
+            description="image_frontend_node encoder precision: 'float32' or 'bfloat16'. Used "
+                        "with image_frontend:=node"),
     ]
+
+
+def _by_image_frontend(node_value: str, inprocess_value: str) -> PythonExpression:
+    """Return a substitution: node_value with image_frontend:=node, else inprocess_value.
+
+    Both values are Python literals, because PythonExpression evaluates the
+    text. The argument's choices limit image_frontend to 'inprocess' or
+    'node', so its quoted value cannot change the expression.
+    """
+    return PythonExpression(
+        [f"{node_value} if '", LaunchConfiguration("image_frontend"), f"' == 'node' else {inprocess_value}"])
 
 
 def _text_argument(name: str) -> ParameterValue:
@@ -114,10 +141,15 @@ def generate_launch_description() -> LaunchDescription:
             "source": _text_argument("audio_source"),
             "device": _text_argument("audio_device"),
         }),
+        _robot_node("image_frontend_node", {"precision": _text_argument("image_precision")},
+                    condition=IfCondition(_by_image_frontend("True", "False"))),
         _robot_node("omni_model_node", {
             "whisper_model": _text_argument("whisper_model"),
             "language": _text_argument("language"),
             "places_file": _text_argument("places_file"),
+            # Empty: omni_model_node encodes camera frames itself.
+            "image_features_topic": ParameterValue(
+                _by_image_frontend(repr(IMAGE_FEATURES_TOPIC), "''"), value_type=str),
         }),
         _robot_node("planner_node", {"places_file": _text_argument("places_file")}),
     ]

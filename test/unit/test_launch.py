@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import pathlib
 import re
@@ -41,6 +42,7 @@ PACKAGE = "omni_agent"
 NODE_CLASSES = {
     "camera_node": "CameraNode",
     "microphone_node": "MicrophoneNode",
+    "image_frontend_node": "ImageFrontendNode",
     "omni_model_node": "OmniModelNode",
     "planner_node": "PlannerNode",
 }
@@ -59,6 +61,14 @@ ARGUMENT_DEFAULTS = {
     "whisper_model": "tiny.en",
     "language": "auto",
     "places_file": str(PLACES_FILE),
+    "image_frontend": "inprocess",
+    "image_precision": "float32",
+}
+
+#: Launch argument -> its allowed values, which launch checks before it starts anything.
+ARGUMENT_CHOICES = {
+    "image_frontend": ["inprocess", "node"],
+    "image_precision": ["float32", "bfloat16"],
 }
 
 #: Launch argument -> (node, parameter, value type) for each parameter it sets.
@@ -71,6 +81,13 @@ ARGUMENT_PARAMETERS = {
     "whisper_model": [("omni_model_node", "whisper_model", str)],
     "language": [("omni_model_node", "language", str)],
     "places_file": [("planner_node", "places_file", str), ("omni_model_node", "places_file", str)],
+    "image_precision": [("image_frontend_node", "precision", str)],
+}
+
+#: (node, parameter) -> its string value for each value of the image_frontend
+#: launch argument. The value is computed from the argument, not copied.
+IMAGE_FRONTEND_PARAMETERS = {
+    ("omni_model_node", "image_features_topic"): {"inprocess": "", "node": "camera/image_features"},
 }
 
 #: Parameters that rclpy declares on every node, without a description.
@@ -136,6 +153,16 @@ class FakeFindPackageShare:
         self.package = package
 
 
+class FakePythonExpression:
+    def __init__(self, expression):
+        self.expression = expression
+
+
+class FakeIfCondition:
+    def __init__(self, predicate_expression):
+        self.predicate_expression = predicate_expression
+
+
 class FakeParameterValue:
     def __init__(self, value, *, value_type=None):
         self.value = value
@@ -199,9 +226,9 @@ def build_stand_in_modules() -> Dict[str, types.ModuleType]:
             "LaunchConfiguration": FakeLaunchConfiguration,
             "PathJoinSubstitution": FakePathJoinSubstitution,
             "TextSubstitution": FakeTextSubstitution,
-            "PythonExpression": FakeAction,
+            "PythonExpression": FakePythonExpression,
         },
-        "launch.conditions": {"IfCondition": FakeAction, "UnlessCondition": FakeAction},
+        "launch.conditions": {"IfCondition": FakeIfCondition, "UnlessCondition": FakeAction},
         "launch_ros": {},
         "launch_ros.actions": {"Node": FakeNode, "PushRosNamespace": FakeAction},
         "launch_ros.substitutions": {"FindPackageShare": FakeFindPackageShare},
@@ -247,9 +274,22 @@ def resolve(value, configuration: Dict[str, str]) -> str:
         return fake_get_package_share_directory(value.package)
     if isinstance(value, FakePathJoinSubstitution):
         return os.path.join(*(resolve(part, configuration) for part in value.substitutions))
+    if isinstance(value, FakePythonExpression):
+        # launch's PythonExpression returns str(eval(text)) with the math module in scope.
+        return str(eval(resolve(value.expression, configuration), {"math": math}))
     if isinstance(value, (list, tuple)):
         return "".join(resolve(part, configuration) for part in value)
     raise TypeError(f"cannot resolve {value!r}")
+
+
+def condition_holds(condition: FakeIfCondition, configuration: Dict[str, str]) -> bool:
+    """Evaluate an IfCondition as launch does: 'true' or '1' starts the action, and 'false' or '0' skips it.
+
+    launch strips the text and compares it in lower case; any other text is an error.
+    """
+    text = resolve(condition.predicate_expression, configuration).strip().lower()
+    assert text in ("true", "1", "false", "0"), f"IfCondition cannot evaluate {text!r}"
+    return text in ("true", "1")
 
 
 def configuration_name(value) -> str:
@@ -296,9 +336,12 @@ def test_launch_declares_arguments_with_defaults(launch_description):
     for name, expected in ARGUMENT_DEFAULTS.items():
         assert resolve(declared[name].default_value, {}) == expected, f"default of {name}"
         assert declared[name].description, f"launch argument {name} has no description"
+    for name, choices in ARGUMENT_CHOICES.items():
+        assert declared[name].choices == choices, f"choices of {name}"
+        assert ARGUMENT_DEFAULTS[name] in choices, f"default of {name}"
 
 
-def test_launch_starts_four_nodes(launch_description):
+def test_launch_describes_each_node(launch_description):
     nodes = launched_nodes(launch_description)
 
     assert sorted(nodes) == sorted(NODE_CLASSES)
@@ -347,8 +390,40 @@ def test_launch_arguments_map_to_node_parameters(launch_description):
             allowed_types = (bool, None) if value_type is bool else (value_type,)
             assert actual_type in allowed_types, f"{node_name} {parameter} is passed as {actual_type}"
 
+    for node_name, parameter in IMAGE_FRONTEND_PARAMETERS:
+        expected_keys[node_name].add(parameter)
     for node_name, node in nodes.items():
         assert set(argument_overrides(node)) == expected_keys[node_name], node_name
+
+
+@pytest.mark.parametrize("image_frontend", ARGUMENT_CHOICES["image_frontend"])
+def test_image_frontend_argument_selects_encoder(launch_description, image_frontend):
+    configuration = dict(ARGUMENT_DEFAULTS, image_frontend=image_frontend)
+    nodes = launched_nodes(launch_description)
+
+    frontend_condition = nodes["image_frontend_node"].options.get("condition")
+    assert isinstance(frontend_condition, FakeIfCondition)
+    assert condition_holds(frontend_condition, configuration) == (image_frontend == "node")
+    for (node_name, parameter), values in IMAGE_FRONTEND_PARAMETERS.items():
+        value = argument_overrides(nodes[node_name])[parameter]
+        assert isinstance(value, FakeParameterValue), f"{node_name} {parameter}"
+        assert value.value_type is str, f"{node_name} {parameter} is passed as {value.value_type}"
+        assert resolve(value.value, configuration) == values[image_frontend], f"{node_name} {parameter}"
+
+
+@pytest.mark.parametrize("start_camera,expected", [("true", True), ("false", False)])
+def test_start_camera_argument_selects_camera_node(launch_description, start_camera, expected):
+    condition = launched_nodes(launch_description)["camera_node"].options.get("condition")
+
+    assert isinstance(condition, FakeIfCondition)
+    assert condition_holds(condition, dict(ARGUMENT_DEFAULTS, start_camera=start_camera)) == expected
+
+
+def test_other_nodes_start_unconditionally(launch_description):
+    nodes = launched_nodes(launch_description)
+
+    for name in ("microphone_node", "omni_model_node", "planner_node"):
+        assert nodes[name].options.get("condition") is None, name
 
 
 def test_launch_leaves_dds_settings_alone(launch_description):
@@ -522,12 +597,17 @@ def launch_overrides(node_name: str, folder: pathlib.Path) -> List[Parameter]:
             text = values[argument]
             value = yaml.safe_load(text) if value_type is bool else value_type(text)
             overrides.append(Parameter(parameter, value=value))
+    for (target_node, parameter), choices in IMAGE_FRONTEND_PARAMETERS.items():
+        if target_node == node_name:
+            overrides.append(Parameter(parameter, value=choices[values["image_frontend"]]))
     return overrides
 
 
 def mapped_parameters(node_name: str) -> List[str]:
-    return [parameter for targets in ARGUMENT_PARAMETERS.values()
-            for target_node, parameter, _ in targets if target_node == node_name]
+    mapped = [parameter for targets in ARGUMENT_PARAMETERS.values()
+              for target_node, parameter, _ in targets if target_node == node_name]
+    mapped += [parameter for target_node, parameter in IMAGE_FRONTEND_PARAMETERS if target_node == node_name]
+    return mapped
 
 
 def test_node_classes_accept_context_and_overrides():
