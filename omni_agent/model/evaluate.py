@@ -1,0 +1,330 @@
+"""Evaluation of an Omni checkpoint on the cached held-out data (`omni-agent eval`).
+
+Metrics:
+- command exact match (action + object + place) and motion match (direction +
+  amount) per split (held-out voices, held-out phrasings, real recordings) and
+  language, from audio alone, as the model node serves it;
+- retrieval R@1 / R@5 audio <-> text and image region <-> object text;
+- grounding accuracy: the region the model picks for "bring me the X" shows X;
+- DAR attention share on the named object's region, and fusion weights.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from omni_agent.model.dataset import GROUNDED_ACTIONS, Batch, OmniData
+from omni_agent.model.labels import DEFAULT_DISTANCE_M, NONE, TaskLabel, motion_of
+from omni_agent.model.omni import OmniModel, OmniOutput
+
+BATCH = 64
+
+
+def _forward(model: OmniModel, batch: Batch) -> OmniOutput:
+    with torch.inference_mode():
+        return model(batch.features, batch.image_boxes)
+
+
+def predicted_labels(model: OmniModel, output: OmniOutput) -> List[TaskLabel]:
+    slots = {slot: classes for slot, classes in model.config.labels.items() if slot in TaskLabel.__dataclass_fields__}
+    indices = {slot: output.logits[slot].argmax(-1).tolist() for slot in slots}
+    return [TaskLabel(**{slot: slots[slot][indices[slot][row]] for slot in slots})
+            for row in range(len(indices["action"]))]
+
+
+def command_match(predicted: TaskLabel, target: TaskLabel) -> bool:
+    """Exact match on action, object and place."""
+    return (predicted.action, predicted.object, predicted.place) == (target.action, target.object, target.place)
+
+
+def motion_match(predicted: TaskLabel, target: TaskLabel) -> bool:
+    """Same relative motion, counting an unsaid amount as the default one."""
+    return np.allclose(motion_of(predicted.direction, predicted.amount), motion_of(target.direction, target.amount),
+                       atol=1e-3)
+
+
+def understanding_scores(pairs: Sequence[tuple]) -> Dict[str, float]:
+    """pairs: (predicted TaskLabel, target TaskLabel) -> exact match rates."""
+    if not pairs:
+        return {"n": 0}
+    command = np.mean([command_match(p, t) for p, t in pairs])
+    full = np.mean([command_match(p, t) and motion_match(p, t) for p, t in pairs])
+    moves = [(p, t) for p, t in pairs if t.action == "move"]
+    return {"n": len(pairs), "exact_match": float(command), "exact_match_with_motion": float(full),
+            "motion_match_on_moves": float(np.mean([motion_match(p, t) for p, t in moves])) if moves else None}
+
+
+def understand_clips(model: OmniModel, data: OmniData, clips: Sequence[int]) -> List[TaskLabel]:
+    labels = []
+    for start in range(0, len(clips), BATCH):
+        batch = data.language_task("audio", clips[start:start + BATCH])
+        labels += predicted_labels(model, _forward(model, batch))
+    return labels
+
+
+def understanding_report(model: OmniModel, data: OmniData) -> Dict[str, Dict]:
+    report = {}
+    for split in ("heldout_voice", "heldout_phrasing", "real"):
+        clips = data.clips[split]
+        predicted = understand_clips(model, data, clips)
+        by_language = defaultdict(list)
+        for clip, label in zip(clips, predicted):
+            row = data.audio_rows[clip]
+            by_language[row["language"]].append((label, TaskLabel(**row["label"])))
+        for language, pairs in sorted(by_language.items()):
+            report[f"{split}/{language}"] = understanding_scores(pairs)
+    texts = data.texts["heldout"]
+    predicted = []
+    for start in range(0, len(texts), BATCH):
+        predicted += predicted_labels(model, _forward(model, data.language_task("text", texts[start:start + BATCH])))
+    by_language = defaultdict(list)
+    for index, label in zip(texts, predicted):
+        row = data.text_rows[index]
+        by_language[row["language"]].append((label, TaskLabel(**row["label"])))
+    for language, pairs in sorted(by_language.items()):
+        report[f"text_heldout_phrasing/{language}"] = understanding_scores(pairs)
+    return report
+
+
+def recall_at(similarity: np.ndarray, relevant: np.ndarray, ks=(1, 5)) -> Dict[str, float]:
+    """similarity (n_queries, n_gallery); relevant (n_queries, n_gallery) bool -> R@k (any relevant in top k)."""
+    order = np.argsort(-similarity, axis=1)
+    hits = np.take_along_axis(relevant, order, axis=1)
+    return {f"R@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def _embeddings(model: OmniModel, batches) -> Dict[str, np.ndarray]:
+    collected = defaultdict(list)
+    for batch in batches:
+        output = _forward(model, batch)
+        for modality, embedding in output.embeddings.items():
+            collected[modality].append(embedding.float().numpy())
+    return {m: np.concatenate(v) for m, v in collected.items()}
+
+
+def audio_text_retrieval(model: OmniModel, data: OmniData, clips: Sequence[int]) -> Dict[str, float]:
+    """Clips vs the unique texts they say: audio -> text and text -> audio."""
+    texts = sorted({data.text_index[data.audio_rows[c]["text"]] for c in clips})
+    audio = _embeddings(model, (data.language_task("audio", clips[s:s + BATCH]) for s in range(0, len(clips), BATCH)))
+    text = _embeddings(model, (data.language_task("text", texts[s:s + BATCH]) for s in range(0, len(texts), BATCH)))
+    clip_text = np.array([data.text_index[data.audio_rows[c]["text"]] for c in clips])
+    relevant = clip_text[:, None] == np.array(texts)[None, :]
+    similarity = audio["audio"] @ text["text"].T
+    result = {f"audio->text {k}": v for k, v in recall_at(similarity, relevant).items()}
+    result.update({f"text->audio {k}": v for k, v in recall_at(similarity.T, relevant.T).items()})
+    result["n_clips"], result["n_texts"] = len(clips), len(texts)
+    return result
+
+
+def image_text_retrieval(model: OmniModel, data: OmniData, split: str = "test") -> Dict[str, float]:
+    """Object regions vs the names of the objects ("the apple"): image -> text and text -> image."""
+    regions = data.object_regions[split]
+    if not regions:
+        return {"n_regions": 0}
+    names = sorted({label for _, _, label in regions})
+    prompts = []
+    for name in names:
+        english = [i for i in data.object_prompts[name] if data.text_rows[i]["language"] == "en"]
+        prompts.append(english[min(1, len(english) - 1)])     # "the <name>"
+    rng = random.Random(0)
+    image = _embeddings(model, (data.align_image_text(regions[s:s + BATCH], rng)
+                                for s in range(0, len(regions), BATCH)))["image"]
+    text = _embeddings(model, [data.language_task("text", prompts)])["text"]
+    relevant = np.array([[label == name for name in names] for _, _, label in regions])
+    similarity = image @ text.T
+    result = {f"image->text {k}": v for k, v in recall_at(similarity, relevant).items()}
+    result.update({f"text->image {k}": v for k, v in recall_at(similarity.T, relevant.T).items()})
+    result["n_regions"], result["n_names"] = len(regions), len(names)
+    result["chance image->text R@1"] = 1.0 / len(names)
+    return result
+
+
+def prototype_retrieval(model: OmniModel, data: OmniData) -> Dict[str, float]:
+    """Held-out ImageNet classes (never trained on): prototype -> class name and name -> prototype."""
+    classes = data.protos["test"]
+    embeddings = _embeddings(model, (data.align_proto_text(classes[s:s + BATCH]) for s in range(0, len(classes), BATCH)))
+    similarity = embeddings["image"] @ embeddings["text"].T
+    relevant = np.eye(len(classes), dtype=bool)
+    result = {f"image->text {k}": v for k, v in recall_at(similarity, relevant).items()}
+    result.update({f"text->image {k}": v for k, v in recall_at(similarity.T, relevant.T).items()})
+    result["n_classes"], result["chance R@1"] = len(classes), 1.0 / len(classes)
+    return result
+
+
+def grounding_report(model: OmniModel, data: OmniData, clips: Sequence[int], split: str = "test",
+                     seed: int = 0) -> Dict[str, float]:
+    """Held-out spoken 'bring/pick/put the X' + a test view showing X: is the chosen region X?"""
+    rng = random.Random(seed)
+    usable = [c for c in clips if data.audio_rows[c]["label"]["action"] in GROUNDED_ACTIONS
+              and data.images_with[split].get(data.audio_rows[c]["label"]["object"])]
+    if not usable:
+        return {"n": 0}
+    correct, attention_share, uniform_share, chance = [], [], [], []
+    for start in range(0, len(usable), BATCH):
+        chunk = usable[start:start + BATCH]
+        images = [rng.choice(data.images_with[split][data.audio_rows[c]["label"]["object"]]) for c in chunk]
+        image_features, boxes = data._image(images)
+        batch = Batch({"audio": data._audio(chunk), "image": image_features}, image_boxes=boxes)
+        output = _forward(model, batch)
+        picked = output.grounding.argmax(-1).tolist()
+        attention = model.routing.last_attention.get("image")          # (b, m_query, heads, n)
+        audio_query = model.modality_index["audio"]
+        for row, (clip, image) in enumerate(zip(chunk, images)):
+            regions = data.image_rows[image]["regions"]
+            target = data.audio_rows[clip]["label"]["object"]
+            correct.append(regions[picked[row]] == target)
+            chance.append(sum(r == target for r in regions[1:]) / max(1, len(regions) - 1))
+            if attention is not None:
+                weights = attention[row, audio_query].mean(0)[:len(regions)].numpy()
+                on_target = sum(w for w, r in zip(weights, regions) if r == target)
+                attention_share.append(float(on_target))
+                uniform_share.append(sum(r == target for r in regions) / len(regions))
+    result = {"n": len(correct), "accuracy": float(np.mean(correct)), "chance": float(np.mean(chance))}
+    if attention_share:
+        result["dar_attention_on_object"] = float(np.mean(attention_share))
+        result["uniform_attention_on_object"] = float(np.mean(uniform_share))
+    return result
+
+
+def fusion_report(model: OmniModel, data: OmniData, clips: Sequence[int], seed: int = 0) -> Dict[str, Dict]:
+    """Mean fusion weights and DAR routing of the audio query, for audio + a camera view, per action."""
+    rng = random.Random(seed)
+    by_action = defaultdict(lambda: defaultdict(list))
+    images = data.images["test"] or data.images["train"]
+    for start in range(0, len(clips), BATCH):
+        chunk = clips[start:start + BATCH]
+        image_features, boxes = data._image([rng.choice(images) for _ in chunk])
+        output = _forward(model, Batch({"audio": data._audio(chunk), "image": image_features}, image_boxes=boxes))
+        for row, clip in enumerate(chunk):
+            action = data.audio_rows[clip]["label"]["action"]
+            for i, modality in enumerate(model.config.modalities):
+                if output.present[row, i]:
+                    by_action[action][f"importance/{modality}"].append(float(output.importance[row, i]))
+                    if output.routing is not None:
+                        audio = model.modality_index["audio"]
+                        by_action[action][f"audio_routes_to/{modality}"].append(float(output.routing[row, audio, i]))
+    return {action: {k: round(float(np.mean(v)), 3) for k, v in values.items()}
+            for action, values in sorted(by_action.items())}
+
+
+def quick_metrics(model: OmniModel, data: OmniData, limit: int = 256) -> Dict[str, float]:
+    """Cheap metrics for the training curves: held-out-voice exact match and audio -> text R@1."""
+    clips = data.clips["heldout_voice"][:limit] or data.clips["train"][:limit]
+    predicted = understand_clips(model, data, clips)
+    match = np.mean([command_match(p, TaskLabel(**data.audio_rows[c]["label"])) for c, p in zip(clips, predicted)])
+    retrieval = audio_text_retrieval(model, data, clips)
+    model.train()
+    return {"exact_match": float(match), "audio->text R@1": retrieval["audio->text R@1"]}
+
+
+def evaluate(model: OmniModel, data: OmniData) -> Dict:
+    """Every metric of the report for one model."""
+    model.eval()
+    heldout = data.clips["heldout_voice"] + data.clips["heldout_phrasing"]
+    return {
+        "understanding": understanding_report(model, data),
+        "retrieval_audio_text": audio_text_retrieval(model, data, heldout),
+        "retrieval_image_text": image_text_retrieval(model, data),
+        "retrieval_imagenet_heldout": prototype_retrieval(model, data),
+        "grounding": grounding_report(model, data, heldout),
+        "fusion": fusion_report(model, data, heldout[:512]),
+        "parameters": model.parameter_counts(),
+    }
+
+
+def parser_baseline(data: OmniData, clips: Sequence[int], english_model: str = "tiny.en",
+                    mandarin_model: str = "base") -> Dict[str, Dict]:
+    """The foundation's path on the same clips: Whisper transcript -> command parser, scored the same way.
+
+    English clips use english_model (the model node's default), Mandarin
+    clips mandarin_model with language "zh".
+    """
+    from omni_agent.audio.asr import WhisperTranscriber
+    from omni_agent.model.command_parser import CommandParser
+    from omni_agent.model.labels import label_from_result
+    from omni_agent.model.speech_data import read_wav
+    from omni_agent.model.vocabulary import load_vocabulary
+
+    parser = CommandParser(load_vocabulary())
+    transcribers = {}
+    by_key = defaultdict(list)
+    seconds = []
+    for clip in clips:
+        row = data.audio_rows[clip]
+        language = row["language"]
+        if language not in transcribers:
+            transcribers[language] = WhisperTranscriber(english_model if language == "en" else mandarin_model,
+                                                        language)
+        path = row["wav"]
+        samples = (np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0 if path.endswith(".raw")
+                   else read_wav(path))
+        transcription = transcribers[language].transcribe(samples)
+        seconds.append(transcription.processing_time_s)
+        if transcription.accepted:
+            predicted = label_from_result(parser.parse(transcription.text, language))
+        else:
+            predicted = TaskLabel()
+        by_key[f"{data.clip_split[clip]}/{language}"].append((predicted, TaskLabel(**row["label"])))
+    report = {key: understanding_scores(pairs) for key, pairs in sorted(by_key.items())}
+    report["transcribe_seconds_median"] = float(np.median(seconds)) if seconds else None
+    return report
+
+
+def sample_clips(data: OmniData, per_group: int, seed: int = 0) -> List[int]:
+    """Up to per_group clips of every (split, language) group, for the slower parser baseline."""
+    rng = random.Random(seed)
+    chosen = []
+    for split in ("heldout_voice", "heldout_phrasing", "real"):
+        for language in ("en", "zh"):
+            group = [c for c in data.clips[split] if data.audio_rows[c]["language"] == language]
+            chosen += group if len(group) <= per_group else sorted(rng.sample(group, per_group))
+    return chosen
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    import pathlib
+
+    from omni_agent.model.checkpoint import PACKAGED_CHECKPOINT, load_checkpoint
+    from omni_agent.model.features import DEFAULT_DATA_DIR
+    from omni_agent.model.train import default_label_space
+
+    p = argparse.ArgumentParser(prog="omni-agent eval", description="Evaluate an Omni checkpoint (docs/model.md).")
+    p.add_argument("--checkpoint", default=str(PACKAGED_CHECKPOINT))
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="prepared data (omni-agent train --prepare-only)")
+    p.add_argument("--parser-baseline", type=int, default=0, metavar="N",
+                   help="also score Whisper + command parser on up to N clips per split and language")
+    p.add_argument("--out", help="write the report as JSON here")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = OmniData(pathlib.Path(args.data_dir).expanduser() / "features", default_label_space())
+    model = load_checkpoint(args.checkpoint)
+    report = {"checkpoint": args.checkpoint, "omni": evaluate(model, data)}
+    if args.parser_baseline:
+        clips = sample_clips(data, args.parser_baseline)
+        report["omni_on_parser_sample"] = understanding_on(model, data, clips)
+        report["parser_baseline"] = parser_baseline(data, clips)
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    if args.out:
+        pathlib.Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def understanding_on(model: OmniModel, data: OmniData, clips: Sequence[int]) -> Dict[str, Dict]:
+    """Omni exact match on a given clip list, grouped like parser_baseline."""
+    by_key = defaultdict(list)
+    for clip, label in zip(clips, understand_clips(model, data, clips)):
+        row = data.audio_rows[clip]
+        by_key[f"{data.clip_split[clip]}/{row['language']}"].append((label, TaskLabel(**row["label"])))
+    return {key: understanding_scores(pairs) for key, pairs in sorted(by_key.items())}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
