@@ -35,6 +35,8 @@ setup(
     maintainer_email=MANIFEST.find("maintainer").get("email"),
     python_requires=">=3.10",
     packages=find_packages(include=["omni_agent", "omni_agent.*"]),
+    # The trained Omni checkpoint that the model node loads by default.
+    package_data={"omni_agent.model": ["checkpoints/*/*.json", "checkpoints/*/*.safetensors"]},
     # The default places, vocabulary and world, found by omni_agent under <prefix>/share/omni_agent/config.
     data_files=[("share/omni_agent/config", [str(path.relative_to(HERE)) for path in sorted((HERE / "config").glob("*.yaml"))])],
     install_requires=requirements(),

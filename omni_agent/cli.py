@@ -4,6 +4,9 @@
                          real recordings and a real photo by default
   omni-agent sim-run     a spoken fetch command, closed loop in the MuJoCo home
   omni-agent understand  the model result for one audio file, as JSON
+  omni-agent train       build the Omni model's data and train it (three stages)
+  omni-agent eval        evaluate an Omni checkpoint on held-out data
+  omni-agent ablate      train and compare the design's variants over seeds
   omni-agent say         synthesise a spoken command into a WAV file
   omni-agent devices     list audio input devices
   omni-agent gazebo-world
@@ -67,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     understand.add_argument("--audio", required=True, metavar="FILE",
                             help="WAV/FLAC/OGG, or .raw/.pcm as 16 kHz S16LE mono")
     understand.add_argument("--image", metavar="FILE", help="camera image seen while the command was spoken")
-    understand.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en)")
+    understand.add_argument("--model", default="tiny.en", help="Whisper model for the transcript (default tiny.en)")
+    understand.add_argument("--understanding", choices=("omni", "command_parser"), default="omni",
+                            help="omni (the Omni model, default) or command_parser (rules on the transcript)")
+    understand.add_argument("--checkpoint", metavar="DIR", help="Omni checkpoint folder (default: the packaged one)")
     understand.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
     understand.add_argument("--places", metavar="FILE", help="places YAML (default config/places.yaml)")
     understand.add_argument("--all", action="store_true", help="every utterance in the file, not only the first")
@@ -82,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="en (default) or zh; zh always uses espeak-ng with tone-numbered pinyin")
 
     sub.add_parser("devices", help="list audio input devices that PortAudio can open")
+    for name, text in (("train", "train the Omni model; 'omni-agent train --help' lists the options"),
+                       ("eval", "evaluate an Omni checkpoint; 'omni-agent eval --help' lists the options"),
+                       ("ablate", "compare the design's variants; 'omni-agent ablate --help' lists the options")):
+        sub.add_parser(name, help=text, add_help=False).add_argument("options", nargs=argparse.REMAINDER)
 
     gazebo = sub.add_parser("gazebo-world",
                             help="write the Gazebo world, robot model and ros_gz_bridge config for the home")
@@ -92,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    delegated = {"train": "omni_agent.model.train", "eval": "omni_agent.model.evaluate",
+                 "ablate": "omni_agent.model.ablations"}
+    if argv and argv[0] in delegated:
+        import importlib
+        return importlib.import_module(delegated[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
@@ -107,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "gazebo-world":
             return gazebo_world(args)
         return devices()
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"omni-agent {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -132,7 +148,7 @@ def understand(args) -> int:
     from omni_agent.audio.resample import resample
     from omni_agent.audio.sources import load_audio_file
     from omni_agent.audio.vad import find_utterances
-    from omni_agent.model.understanding import UtteranceUnderstander
+    from omni_agent.model.understanding import Understanding, UtteranceUnderstander
     from omni_agent.model.vocabulary import load_vocabulary
 
     samples, rate = load_audio_file(args.audio)
@@ -145,12 +161,29 @@ def understand(args) -> int:
         print(json.dumps({"audio": args.audio, "error": "no speech detected"}) if args.json
               else f"no speech detected in {args.audio}")
         return 3
-    understander = UtteranceUnderstander(WhisperTranscriber(args.model, args.language),
-                                         load_vocabulary(args.places))
+    vocabulary = load_vocabulary(args.places)
+    understander = UtteranceUnderstander(WhisperTranscriber(args.model, args.language), vocabulary)
+    omni = None
+    if args.understanding == "omni":
+        from omni_agent.model.runtime import OmniRuntime
+        omni = OmniRuntime(args.checkpoint, vocabulary, load_image=image is not None)
     outputs = []
     for index, event in enumerate(utterances if args.all else utterances[:1]):
-        done = understander.understand_audio(event.audio, f"utt-{index + 1}", image)
-        outputs.append(_understanding_record(args, event, done, vad_s, image))
+        uid = f"utt-{index + 1}"
+        if omni is None:
+            done = understander.understand_audio(event.audio, uid, image)
+            outputs.append(_understanding_record(args, event, done, vad_s, image))
+            continue
+        prediction = omni.understand(audio=event.audio, image=image, utterance_id=uid)
+        transcription = understander.transcriber.transcribe(event.audio)
+        done = Understanding(transcription, prediction.result, sum(prediction.timings_ms.values()) / 1000)
+        record = _understanding_record(args, event, done, vad_s, image)
+        record["omni"] = {"slot_confidence": {k: round(v, 3) for k, v in prediction.slot_confidence.items()},
+                          "fusion_weights": prediction.importance, "routing": prediction.routing,
+                          "grounding": prediction.grounding, "timings_ms": prediction.timings_ms}
+        if prediction.result.action == "describe" and image is not None:
+            record["result"]["explanation"] = omni.describe(image)
+        outputs.append(record)
     if args.json:
         print(json.dumps(outputs if args.all else outputs[0], ensure_ascii=False, indent=2))
     else:

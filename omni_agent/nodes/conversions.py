@@ -43,6 +43,10 @@ def result_to_msg(result: CommandResult, stamp) -> ModelResult:
     msg.transcript = result.transcript
     msg.language = result.language
     msg.source = result.source
+    msg.detail = result.detail
+    msg.has_object_box = result.object_box is not None
+    if result.object_box is not None:
+        msg.object_box = [float(v) for v in result.object_box]
     return msg
 
 
@@ -54,4 +58,5 @@ def result_from_msg(msg: ModelResult) -> CommandResult:
         action=msg.action, object_label=msg.object_label, place=msg.place,
         forward_m=msg.forward_m, left_m=msg.left_m, turn_rad=msg.turn_rad, target_pose=target,
         confidence=msg.confidence, transcript=msg.transcript, language=msg.language,
-        source=msg.source, utterance_id=msg.utterance_id)
+        source=msg.source, utterance_id=msg.utterance_id, detail=msg.detail,
+        object_box=tuple(float(v) for v in msg.object_box) if msg.has_object_box else None)

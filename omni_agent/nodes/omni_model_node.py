@@ -1,10 +1,18 @@
-"""omni_model_node: microphone audio (+ latest camera frame) -> transcripts and model results.
+"""omni_model_node: microphone audio (+ latest camera frame) -> model results and transcripts.
 
 Audio chunks of any rate, size and sample format are decoded, resampled to
 16 kHz and segmented by Silero VAD in the subscription callback (cheap).
-Transcription and understanding run on a worker thread, so the executor keeps
-receiving audio and images while Whisper decodes. Only the newest camera
-frame is kept; a frame older than max_frame_age_s counts as no frame.
+Understanding runs on a worker thread, so the executor keeps receiving audio
+and images meanwhile. Only the newest camera frame (or image feature message)
+is kept; one older than max_frame_age_s counts as no frame.
+
+With understanding_model "omni" (the default) the Omni model gives the result
+from the Whisper encoder's features of the utterance, plus the camera view,
+as soon as the VAD closes the utterance; the Whisper transcript is decoded
+after it, for logs and display. A result below omni_min_confidence waits for
+the transcript and is computed again from audio + text. Without an Omni
+checkpoint the node falls back to the command parser on the transcript and
+logs that it did.
 """
 from __future__ import annotations
 
@@ -24,10 +32,13 @@ from omni_agent.audio.asr import WhisperTranscriber
 from omni_agent.audio.chunk import AudioFormatError, decode_chunk
 from omni_agent.audio.resample import StreamingResampler
 from omni_agent.audio.vad import SileroVad, SpeechSegmenter, VadConfig
+from omni_agent.model.batching import DynamicBatcher
+from omni_agent.model.checkpoint import CheckpointError
 from omni_agent.model.command_parser import describe
+from omni_agent.model.result import ACTION_DESCRIBE, ACTION_UNKNOWN
 from omni_agent.model.understanding import UtteranceUnderstander
 from omni_agent.model.vocabulary import load_vocabulary
-from omni_agent.msg import AgentStatus, AudioChunk, ModelResult, Transcript
+from omni_agent.msg import AgentStatus, AudioChunk, ImageFeatures, ModelResult, Transcript
 from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, LATEST_FRAME_QOS, LogLimiter, declare, run_node
 from omni_agent.nodes.conversions import result_to_msg
 from omni_agent.vision.image import ImageError, image_to_rgb
@@ -62,25 +73,66 @@ class OmniModelNode(Node):
         self.max_frame_age_s = p("max_frame_age_s", 1.0, "Camera frames older than this are stale and ignored [s]")
         places_file = p("places_file", "", "YAML file of named places; empty = the package's config/places.yaml")
         vocabulary_file = p("vocabulary_file", "", "YAML file of known objects; empty = config/vocabulary.yaml")
-        self.understanding_backend = p("understanding_model", "command_parser",
-                                       "Model that turns an utterance into a result: 'command_parser'")
+        backend = p("understanding_model", "omni",
+                    "Model that turns an utterance into a result: 'omni' (the Omni model) or 'command_parser' "
+                    "(rules on the Whisper transcript)")
+        checkpoint = p("omni_checkpoint", "", "Omni checkpoint folder; empty = the checkpoint in the package")
+        self.omni_min_confidence = p("omni_min_confidence", 0.6,
+                                     "Omni results below this confidence (0..1) wait for the transcript and are "
+                                     "computed again from audio + text")
+        text_int8 = p("omni_text_int8", True, "Run the Omni text path in INT8 (dynamic quantisation)")
+        image_precision = p("omni_image_precision", "float32",
+                            "Precision of the in-node image front-end: 'float32' or 'bfloat16'")
+        self.image_features_topic = p("image_features_topic", "",
+                                      "ImageFeatures topic of image_frontend_node; empty = this node encodes "
+                                      "camera frames itself")
+        batch_max = p("batch_max_size", 8, "Most requests with the same modalities in one Omni forward pass")
+        batch_wait_ms = p("batch_max_wait_ms", 2.0, "Longest wait for more requests before a batch runs [ms]")
+        if backend not in ("omni", "command_parser"):
+            raise ValueError(f"understanding_model {backend!r} is not known; use 'omni' or 'command_parser'")
+        if image_precision not in ("float32", "bfloat16"):
+            raise ValueError(f"omni_image_precision {image_precision!r}; use 'float32' or 'bfloat16'")
 
         self.vocabulary = load_vocabulary(places_file or None, vocabulary_file or None)
         transcriber = WhisperTranscriber(model, language, beam_size, cpu_threads, min_confidence=min_confidence)
         self.understander = UtteranceUnderstander(transcriber, self.vocabulary)
         self.segmenter = SpeechSegmenter(SileroVad(), self.vad_config)
+        self.omni = None
+        self.batcher = None
+        self.understanding_backend = backend
+        if backend == "omni":
+            from omni_agent.model.runtime import OmniRuntime
+            try:
+                self.omni = OmniRuntime(checkpoint or None, self.vocabulary, text_int8=text_int8,
+                                        image_dtype=image_precision, load_image=not self.image_features_topic,
+                                        cpu_threads=cpu_threads)
+            except CheckpointError as error:
+                self.understanding_backend = "command_parser (fallback)"
+                self.get_logger().warning(
+                    f"no usable Omni checkpoint: {error}. Falling back to the command parser on the transcript; "
+                    f"set omni_checkpoint to a trained checkpoint folder to use the Omni model")
+        if self.omni is not None:
+            self.batcher = DynamicBatcher(self._predict_batch, key_of=lambda request: request[0].key,
+                                          max_batch=batch_max, max_wait_s=batch_wait_ms / 1000.0)
+            self.get_logger().info(
+                f"Omni model {self.omni.checkpoint} ({self.omni.model.parameter_counts()['total']} parameters, "
+                f"text path {'INT8' if text_int8 else 'float32'}, image "
+                f"{'from ' + self.image_features_topic if self.image_features_topic else image_precision})")
         self.get_logger().info(
             f"loaded Whisper {model} from {transcriber.model_path} (language {transcriber.language}), "
             f"Silero VAD, understanding model '{self.understanding_backend}'")
 
         self._resampler: Optional[StreamingResampler] = None
         self._input_format = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni_model_worker")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper_worker")
+        # The Omni model has its own worker so that Whisper decoding never delays its result.
+        self._omni_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni_worker")
         self._pending = 0
         self._lock = threading.Lock()
         self._utterance_count = 0
         self._last_partial_s = 0.0
         self._latest_frame = None            # (msg, receive time [monotonic s])
+        self._latest_features = None         # (ModalityInput, receive time [monotonic s])
         self._utterance_started_wall = 0.0
         self._limited = LogLimiter(self.get_logger())
 
@@ -88,6 +140,9 @@ class OmniModelNode(Node):
         self.create_subscription(AudioChunk, "audio/chunk", self._on_audio, AUDIO_QOS, callback_group=audio_group)
         self.create_subscription(Image, "camera/image_raw", self._on_image, LATEST_FRAME_QOS,
                                  callback_group=MutuallyExclusiveCallbackGroup())
+        if self.omni is not None and self.image_features_topic:
+            self.create_subscription(ImageFeatures, self.image_features_topic, self._on_image_features,
+                                     LATEST_FRAME_QOS, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_subscription(String, "command_text", self._on_text, COMMAND_QOS,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.transcript_pub = self.create_publisher(Transcript, "transcript", COMMAND_QOS)
@@ -153,6 +208,23 @@ class OmniModelNode(Node):
             return
         self._latest_frame = (msg, time.monotonic())
 
+    def _on_image_features(self, msg: ImageFeatures) -> None:
+        from omni_agent.model.runtime import ModalityInput
+        from omni_agent.vision.features_msg import features_from_msg
+        try:
+            output, size = features_from_msg(msg)
+            if output.tokens.shape[1] != self.omni.model.config.feature_dims["image"]:
+                raise ValueError(f"feature_dim {output.tokens.shape[1]} does not match the Omni checkpoint's "
+                                 f"{self.omni.model.config.feature_dims['image']}; run image_frontend_node with the "
+                                 f"front-end the checkpoint was trained with")
+        except ValueError as error:
+            self._limited.log("error", f"features:{error}", f"dropped image features: {error}")
+            return
+        if self._latest_features is None:
+            self.get_logger().info(f"receiving image features on {self.image_features_topic} "
+                                   f"({msg.frontend}, {msg.num_tokens} tokens of {msg.feature_dim})")
+        self._latest_features = (ModalityInput({"image": output}, size), time.monotonic())
+
     def _on_text(self, msg: String) -> None:
         text = msg.data.strip()
         uid = self._next_id("text")
@@ -160,14 +232,17 @@ class OmniModelNode(Node):
             self._publish_status(uid, AgentStatus.REJECTED, "empty text command; send words such as 'go to the kitchen'")
             return
         self.get_logger().info(f"[{uid}] text command: {text!r}")
-        self._enqueue(self._run_text, text, uid)
+        self._enqueue(self._run_text, text, uid, worker=self._omni_worker if self.omni is not None else None)
 
     # Work on the worker thread ----------------------------------------------
     def _submit_utterance(self, audio: np.ndarray, reason: str) -> None:
         uid = self._next_id("utt")
         self.get_logger().info(
             f"[{uid}] end of speech ({audio.size / MODEL_SAMPLE_RATE_HZ:.2f} s, closed by {reason})")
-        self._enqueue(self._run_final, audio, uid, time.monotonic())
+        if self.omni is not None:
+            self._enqueue(self._run_omni, audio, uid, time.monotonic(), worker=self._omni_worker)
+        else:
+            self._enqueue(self._run_final, audio, uid, time.monotonic())
 
     @property
     def audio_received(self) -> bool:
@@ -184,14 +259,14 @@ class OmniModelNode(Node):
             self._utterance_count += 1
             return f"{prefix}-{self._utterance_count}"
 
-    def _enqueue(self, function, *args) -> None:
+    def _enqueue(self, function, *args, worker: Optional[ThreadPoolExecutor] = None) -> None:
         with self._lock:
             if self._pending >= MAX_PENDING_UTTERANCES:
                 self._publish_status(args[1], AgentStatus.FAILED,
                                      f"model node busy: {self._pending} utterances are waiting; repeat the command")
                 return
             self._pending += 1
-        self._worker.submit(function, *args)
+        (worker or self._worker).submit(function, *args)
 
     def _done(self) -> None:
         with self._lock:
@@ -226,7 +301,107 @@ class OmniModelNode(Node):
         finally:
             self._done()
 
+    def _predict_batch(self, requests):
+        return self.omni.predict_batch([item for item, _ in requests], [uid for _, uid in requests])
+
+    def _omni_predict(self, item, uid: str):
+        return self.batcher.submit((item, uid)).result()
+
+    def _run_omni(self, audio: np.ndarray, uid: str, speech_end_s: float) -> None:
+        """On the Omni worker: the result from audio features (+ camera) at once; the transcript follows.
+
+        Whisper runs on the other worker, so a partial transcript being decoded
+        does not delay the result.
+        """
+        try:
+            item = self.omni.encode(audio=audio)
+            self._add_image(item, uid)
+            result = self._omni_predict(item, uid).result
+            # Only a complete, confident result goes out before the transcript; "go to the garage" (no
+            # known place) waits for it, so that the planner's rejection can quote what was said.
+            confident = self.omni.is_complete(result) and result.confidence >= self.omni_min_confidence
+            if confident:
+                self._answer_question(result, item)
+                self._publish_result(result, time.monotonic() - speech_end_s, "from audio features")
+        except Exception as error:
+            self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
+            self._publish_status(uid, AgentStatus.FAILED, f"model failed on this utterance: {error}")
+            self._done()
+            return
+        self._worker.submit(self._finish_omni, audio, uid, item, result, confident, speech_end_s)
+
+    def _finish_omni(self, audio: np.ndarray, uid: str, item, result, published: bool, speech_end_s: float) -> None:
+        """On the Whisper worker: the transcript, and the decision from audio + text when needed."""
+        try:
+            transcription = self.understander.transcriber.transcribe(audio)
+            self._publish_transcript(uid, transcription, final=True)
+            if published:
+                return
+            if not transcription.accepted:
+                self.get_logger().info(f"[{uid}] not a command: {result.action} at confidence "
+                                       f"{result.confidence:.2f} and {transcription.rejected_reason}")
+                self._publish_status(uid, AgentStatus.REJECTED,
+                                     f"not treated as a command: {transcription.rejected_reason}")
+                return
+            # Not sure from the sound alone: add the transcript as the text modality and decide again.
+            item.features["text"] = self.omni.encode(text=transcription.text).features["text"]
+            result = self._omni_predict(item, uid).result
+            result.transcript = transcription.text
+            result.language = transcription.language or result.language
+            self._answer_question(result, item)
+            self._publish_result(result, time.monotonic() - speech_end_s, "from audio + transcript")
+        except Exception as error:
+            self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
+            self._publish_status(uid, AgentStatus.FAILED, f"model failed on this utterance: {error}")
+        finally:
+            self._done()
+
+    def _add_image(self, item, uid: str) -> None:
+        """Add the fresh camera view (features from image_frontend_node, or the frame encoded here)."""
+        if self.image_features_topic:
+            latest = self._latest_features
+            if latest is None:
+                return
+            features, received_s = latest
+            age_s = time.monotonic() - received_s
+            if age_s > self.max_frame_age_s:
+                self.get_logger().info(f"[{uid}] last image features are {age_s:.1f} s old (stale); not used")
+                return
+            item.features["image"], item.image_size = features.features["image"], features.image_size
+            return
+        frame = self._fresh_frame(uid)
+        if frame is not None:
+            image = self.omni.encode(image=frame)
+            item.features["image"], item.image_size = image.features["image"], image.image_size
+
+    def _answer_question(self, result, item) -> None:
+        """A describe result carries the description of the view in its detail."""
+        if result.action != ACTION_DESCRIBE:
+            return
+        if "image" not in item.features:
+            result.detail = "no fresh camera view to describe"
+            return
+        from omni_agent.model.runtime import ModalityInput
+        view = ModalityInput({"image": item.features["image"]}, item.image_size)
+        result.detail = self.omni.describe(features=view)
+
     def _run_text(self, text: str, uid: str) -> None:
+        if self.omni is not None:
+            try:
+                item = self.omni.encode(text=text)
+                self._add_image(item, uid)
+                result = self._omni_predict(item, uid).result
+                result.transcript = text
+                from omni_agent.model.vocabulary import has_cjk
+                result.language = "zh" if has_cjk(text) else "en"
+                self._answer_question(result, item)
+                self._publish_result(result, None)
+            except Exception as error:
+                self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
+                self._publish_status(uid, AgentStatus.FAILED, f"model failed on this command: {error}")
+            finally:
+                self._done()
+            return
         try:
             self._publish_result(self.understander.understand_text(text, uid), None)
         except Exception as error:
@@ -267,12 +442,13 @@ class OmniModelNode(Node):
                 f"[{uid}] transcript ({transcription.language}, confidence {transcription.confidence:.2f}, "
                 f"{transcription.processing_time_s:.2f} s): {transcription.text!r}")
 
-    def _publish_result(self, result, latency_s: Optional[float]) -> None:
+    def _publish_result(self, result, latency_s: Optional[float], how: str = "") -> None:
         self.result_pub.publish(result_to_msg(result, self.get_clock().now().to_msg()))
         action, details = describe(result)
         timing = f" {latency_s:.2f} s after end of speech" if latency_s is not None else ""
+        timing += f" ({how})" if how else ""
         self.get_logger().info(
-            f"[{result.utterance_id}] result{timing}: {action} {details} "
+            f"[{result.utterance_id}] result{timing}: {' '.join(part for part in (action, details) if part)} "
             f"(confidence {result.confidence:.2f}, {result.source}; {result.detail})")
 
     def _publish_status(self, uid: str, state: int, reason: str) -> None:
@@ -284,7 +460,10 @@ class OmniModelNode(Node):
         self.status_pub.publish(msg)
 
     def close(self) -> None:
+        self._omni_worker.shutdown(wait=True, cancel_futures=True)
         self._worker.shutdown(wait=True, cancel_futures=True)
+        if self.batcher is not None:
+            self.batcher.close()
 
 
 def main(args=None):

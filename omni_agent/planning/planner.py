@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from omni_agent.model.result import (
-    ACTION_BRING, ACTION_MOVE, ACTION_NAVIGATE, ACTION_PICK, ACTION_PLACE, ACTION_STOP,
+    ACTION_BRING, ACTION_DESCRIBE, ACTION_MOVE, ACTION_NAVIGATE, ACTION_PICK, ACTION_PLACE, ACTION_STOP,
     CommandResult, Pose2D,
 )
 from omni_agent.model.vocabulary import Vocabulary
@@ -48,6 +48,7 @@ class Decision:
     reason: str = ""
     steps: List[Step] = field(default_factory=list)
     is_stop: bool = False
+    is_answer: bool = False     # a question answered by the model node: done at once, nothing moves
 
 
 @dataclass
@@ -71,6 +72,9 @@ class Planner:
         heard = f"'{result.transcript}'" if result.transcript else "the command"
         if result.action == ACTION_STOP:
             return Decision(uid, True, "stop requested", is_stop=True)
+        if result.action == ACTION_DESCRIBE:
+            answer = result.detail or "no description available"
+            return Decision(uid, True, f"answered: {answer}", is_answer=True)
         if result.action not in (ACTION_NAVIGATE, ACTION_MOVE, ACTION_BRING, ACTION_PICK, ACTION_PLACE):
             return Decision(uid, False, f"did not understand {heard}; try for example "
                                         f"'go to the kitchen' or 'bring me the apple'")
@@ -81,15 +85,15 @@ class Planner:
         if result.action == ACTION_MOVE:
             return self._plan_move(result, robot_pose)
         if result.action == ACTION_NAVIGATE:
-            error = self._check_place(result.place, required=True)
+            error = self._check_place(result.place, required=True, heard=heard)
             if error:
                 return Decision(uid, False, error)
             goal = self.vocabulary.place_poses[result.place]
             return Decision(uid, True, f"navigate to {result.place}",
                             [Step(STEP_NAVIGATE, goal, place=result.place, description=f"go to {result.place}")])
 
-        error = self._check_object(result.object_label, result.action) or \
-            self._check_place(result.place, required=result.action == ACTION_PLACE)
+        error = self._check_object(result.object_label, result.action, heard) or \
+            self._check_place(result.place, required=result.action == ACTION_PLACE, heard=heard)
         if error:
             return Decision(uid, False, error)
         steps: List[Step] = []
@@ -122,17 +126,23 @@ class Planner:
                 f"turn {math.degrees(result.turn_rad):+.0f} deg to ({goal.x:.2f}, {goal.y:.2f}) in {goal.frame_id}")
         return Decision(result.utterance_id, True, text, [Step(STEP_NAVIGATE, goal, description=text)])
 
-    def _check_place(self, place: str, required: bool) -> str:
+    def _check_place(self, place: str, required: bool, heard: str = "the command") -> str:
         if not place:
-            return "the command names no place; say where, for example 'go to the kitchen'" if required else ""
+            if not required:
+                return ""
+            return (f"{heard} names no place I know; known places: {', '.join(self.vocabulary.place_names())} "
+                    f"(add new ones to the places file)")
         if place not in self.vocabulary.places:
             return (f"unknown place '{place}'; known places: {', '.join(self.vocabulary.place_names())} "
                     f"(add it to the places file)")
         return ""
 
-    def _check_object(self, label: str, action: str) -> str:
+    def _check_object(self, label: str, action: str, heard: str = "the command") -> str:
         if not label:
-            return "" if action == ACTION_PLACE else f"the {action} command names no object"
+            if action == ACTION_PLACE:
+                return ""
+            return (f"the {action} command {heard} names no object I know; known objects: "
+                    f"{', '.join(sorted(self.vocabulary.objects))}")
         if label not in self.vocabulary.objects:
             return (f"unknown object '{label}'; known objects: {', '.join(sorted(self.vocabulary.objects))}")
         if action != ACTION_PLACE and not self.vocabulary.graspable[label]:
@@ -183,6 +193,8 @@ class TaskTracker:
         events: List[Event] = []
         if not decision.accepted:
             return [Event("status", decision.utterance_id, REJECTED, reason=decision.reason)]
+        if decision.is_answer:      # does not touch a running task
+            return [Event("status", decision.utterance_id, DONE, reason=decision.reason)]
         if decision.is_stop:
             if self.active:
                 events.append(Event("halt", self.utterance_id))

@@ -42,7 +42,26 @@ def test_understand_prints_json_result():
     assert "forward" in record["transcript"].lower()
     assert record["result"]["action"] == "move"
     assert record["result"]["forward_m"] == pytest.approx(10.0)
+    assert record["result"]["source"] == "omni_model"
+    assert record["omni"]["fusion_weights"] == {"audio": 1.0}
+    assert set(record["omni"]["slot_confidence"]) >= {"action", "object", "place", "direction", "amount"}
+
+
+def test_understand_with_the_command_parser():
+    completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")), "--json",
+                           "--understanding", "command_parser")
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(completed.stdout)
     assert record["result"]["source"] == "command_parser"
+    assert record["result"]["forward_m"] == pytest.approx(10.0)
+
+
+def test_understand_with_a_missing_checkpoint_names_it(tmp_path):
+    completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")),
+                           "--checkpoint", str(tmp_path / "nowhere"))
+    assert completed.returncode == 2
+    assert str(tmp_path / "nowhere") in completed.stderr
+    assert "omni-agent train" in completed.stderr
 
 
 def test_understand_reports_missing_file():

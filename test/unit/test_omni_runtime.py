@@ -1,0 +1,92 @@
+"""The packaged Omni checkpoint served by OmniRuntime on real recordings, speech and images."""
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from omni_agent.audio.resample import resample
+from omni_agent.audio.sources import load_audio_file
+from omni_agent.model.checkpoint import CheckpointError
+from omni_agent.model.runtime import OmniRuntime, romanize_for_text_encoder
+
+GOFORWARD = "/usr/share/pocketsphinx/test/data/goforward.raw"
+COMMANDS = ["go to the kitchen", "bring me the apple", "pick up the cup", "turn left", "stop",
+            "go forward two meters", "what do you see", "去厨房", "把苹果拿给我", "停下"]
+#: Measured cosine between the INT8 and float32 text embeddings of COMMANDS: 0.96-1.00 (see docs/model.md).
+INT8_MIN_COSINE = 0.9
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return OmniRuntime(text_int8=True)
+
+
+@pytest.fixture(scope="module")
+def float_runtime():
+    return OmniRuntime(text_int8=False, load_image=False)
+
+
+def test_real_recording_gives_move_forward_ten_meters(runtime):
+    samples, rate = load_audio_file(GOFORWARD)
+    prediction = runtime.understand(audio=resample(samples, rate, 16000), utterance_id="utt-1")
+    result = prediction.result
+    assert result.action == "move"
+    assert result.forward_m == pytest.approx(10.0)
+    assert result.left_m == 0.0
+    assert result.turn_rad == 0.0
+    assert result.source == "omni_model"
+    assert result.utterance_id == "utt-1"
+    assert result.language == "en"
+    assert prediction.importance == {"audio": 1.0}
+    assert prediction.routing == {"audio": {"audio": 1.0}}
+
+
+@pytest.mark.parametrize("text,action,place,object_label", [
+    ("go to the kitchen", "navigate", "kitchen", ""),
+    ("bring me the apple", "bring", "", "apple"),
+    ("去厨房", "navigate", "kitchen", ""),
+    ("stop", "stop", "", ""),
+])
+def test_typed_commands_in_english_and_mandarin(runtime, text, action, place, object_label):
+    result = runtime.understand(text=text).result
+    assert (result.action, result.place, result.object_label) == (action, place, object_label)
+    assert result.language == ("zh" if text[0] > "~" else "en")
+
+
+def test_mandarin_reaches_the_text_encoder_as_pinyin():
+    assert romanize_for_text_encoder("去厨房") == "qu chu fang"
+    assert romanize_for_text_encoder("go to the kitchen") == "go to the kitchen"
+
+
+def test_int8_text_path_agrees_with_float(runtime, float_runtime):
+    for text in COMMANDS:
+        quantised = runtime.understand(text=text)
+        reference = float_runtime.understand(text=text)
+        assert quantised.label == reference.label, text
+        a = torch.as_tensor(runtime.encode(text=text).features["text"].pooled)
+        b = torch.as_tensor(float_runtime.encode(text=text).features["text"].pooled)
+        assert torch.nn.functional.cosine_similarity(a, b, dim=0) > INT8_MIN_COSINE, text
+
+
+def test_camera_view_adds_the_image_modality_and_grounding(runtime):
+    coffee = skimage.data.coffee()
+    cup_box = np.array([[170, 50, 440, 320], [0, 0, 120, 120], [460, 250, 600, 400]], np.float32)
+    prediction = runtime.understand(text="bring me the cup", image=coffee, image_boxes=cup_box)
+    assert set(prediction.importance) == {"text", "image"}
+    assert sum(prediction.importance.values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(prediction.routing["text"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert prediction.result.action == "bring"
+    assert prediction.result.object_label == "cup"
+    assert prediction.grounding is not None
+    assert 1 <= prediction.grounding["region"] <= 3
+    assert prediction.result.object_box == tuple(prediction.grounding["box"])
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="omni-agent train"):
+        OmniRuntime(tmp_path / "missing", load_image=False, load_text=False)
+
+
+def test_nothing_to_understand_is_rejected(runtime):
+    with pytest.raises(ValueError, match="pass audio samples, a text or an image"):
+        runtime.understand()
