@@ -146,6 +146,15 @@ def _en_object_phrases(word: str) -> List[str]:
     return [f"the {word}", f"my {word}"] + ([f"those {word}"] if plural else [f"that {word}"])
 
 
+#: Place and object names that the default vocabulary lacks, for "go to the garage" style commands.
+_EN_UNKNOWN_PLACES = ("garage", "garden", "office", "bathroom", "attic", "basement", "balcony", "laundry room",
+                      "dining room", "library", "backyard", "study")
+_EN_UNKNOWN_OBJECTS = ("xylophone", "guitar", "umbrella", "laptop", "shoes", "hammer", "towel", "scissors",
+                       "newspaper", "blanket", "pillow", "wallet")
+_ZH_UNKNOWN_PLACES = ("车库", "花园", "办公室", "阳台", "浴室", "书房", "餐厅", "地下室")
+_ZH_UNKNOWN_OBJECTS = ("吉他", "雨伞", "电脑", "鞋子", "锤子", "毛巾", "剪刀", "报纸", "钱包")
+
+
 def _build_fillers(vocabulary: Vocabulary) -> Dict[str, Dict[str, FillerGroups]]:
     """Return the slot fillers of both languages: {language: {slot: groups}}."""
     english: Dict[str, FillerGroups] = {}
@@ -163,6 +172,13 @@ def _build_fillers(vocabulary: Vocabulary) -> Dict[str, Dict[str, FillerGroups]]
         english[slot] = [[(phrase, {"object": e.key}) for w in e.english for phrase in _en_object_phrases(w)]
                          for e in entries if e.english]
         chinese[slot] = [[(w, {"object": e.key}) for w in e.chinese] for e in entries if e.chinese]
+
+    # Names the vocabulary lacks: the command is understood with place or object "none", and the
+    # planner rejects it quoting what was said.
+    english["unknown_place"] = [[(f"the {word}", {})] for word in _EN_UNKNOWN_PLACES]
+    english["unknown_object"] = [[(f"the {word}", {}), (f"my {word}", {})] for word in _EN_UNKNOWN_OBJECTS]
+    chinese["unknown_place"] = [[(word, {})] for word in _ZH_UNKNOWN_PLACES]
+    chinese["unknown_object"] = [[(word, {})] for word in _ZH_UNKNOWN_OBJECTS]
 
     english["distance"] = _en_distances()
     english["angle"] = _en_angles()
@@ -243,6 +259,8 @@ _EN_TEMPLATES: Dict[str, List[Template]] = {
         "make your way to {place}", *_bare("I want you to go to {place}"), "proceed to {place}",
         "get over to {place}", *_bare("your next stop is {place}", "let's go to {place}"),
         "head over to {place}", "go over to {place} and wait there",
+        "go to {unknown_place}", "head to {unknown_place}", "take me to {unknown_place}",
+        "navigate to {unknown_place}",
     ),
     ACTION_BRING: _table(
         "bring me {object}", "fetch {object}", "fetch me {object}", "get me {object}", "bring {object} to me",
@@ -250,11 +268,14 @@ _EN_TEMPLATES: Dict[str, List[Template]] = {
         "go to {place} and get {object}", "grab me {object}", *_bare("I need {object}, can you bring it"),
         "hand me {object}", *_bare("can I have {object}"), "get {object} from {place}",
         "head to {place} and fetch {object}", "bring {object} over here", "go get {object}", "give me {object}",
+        "bring me {surface}", "fetch {surface}", "bring me {unknown_object}", "fetch {unknown_object}",
+        "go get {unknown_object}", "bring me {unknown_object} from {place}",
     ),
     ACTION_PICK: _table(
         "pick up {object}", "pick {object} up", "grab {object}", "take {object}", "lift {object}",
         "pick up {object} {at_place}", "grasp {object}", "get hold of {object}", "take hold of {object}",
         "grab {object} {at_place}", "go to {place} and pick up {object}", "lift {object} off the floor",
+        "pick up {surface}", "grab {surface}", "pick up {unknown_object}", "grab {unknown_object}",
     ),
     ACTION_PLACE: _table(
         "put {object} {at_place}", "place {object} {at_place}", "leave {object} {at_place}",
@@ -337,17 +358,19 @@ _ZH_TEMPLATES: Dict[str, List[Template]] = {
     ACTION_NAVIGATE: _table(
         "去{place}", "到{place}去", "去一下{place}", "走到{place}", "回{place}", "回到{place}", "前往{place}",
         "带我去{place}", "移动到{place}", "导航到{place}", "开到{place}去", "去{place}那边", "到{place}那里去",
-        "过去{place}看看",
+        "过去{place}看看", "去{unknown_place}", "到{unknown_place}去", "带我去{unknown_place}",
     ),
     ACTION_BRING: _table(
         "把{object}拿给我", "给我拿{object}", "帮我拿一下{object}", "去{place}把{object}拿过来", "把{object}拿过来",
         "把{object}带给我", "给我把{object}拿来", *_bare("我想要{object}，帮我拿来"), "从{place}把{object}拿来",
         "去{place}拿{object}给我", "递给我{object}", "把{place}的{object}拿给我", "帮我把{object}取来",
-        "去拿{object}给我",
+        "去拿{object}给我", "把{surface}拿给我", "把{unknown_object}拿给我", "给我拿{unknown_object}",
+        "帮我拿一下{unknown_object}",
     ),
     ACTION_PICK: _table(
         "拿起{object}", "把{object}拿起来", "捡起{object}", "抓起{object}", "把{object}捡起来", "抓住{object}",
         "拿起{place}的{object}", "去{place}拿起{object}", "把{place}的{object}捡起来", "把地上的{object}捡起来",
+        "拿起{surface}", "拿起{unknown_object}", "把{unknown_object}捡起来",
     ),
     ACTION_PLACE: _table(
         "把{object}放到{place}", "把{object}放在{place}", "把{object}拿到{place}去", "把{object}送到{place}",
@@ -415,9 +438,11 @@ def generate_instructions(seed: int = 0, vocabulary: Optional[Vocabulary] = None
     draws from its own random stream, so adding a template leaves the
     others' instructions unchanged. A text is kept once, and a text that
     both a held-out and a training template produce is kept only in the
-    held-out split. Objects come from `vocabulary` (graspable ones only for
-    bring, pick and place), and a label names an object or place only when
-    the text names it.
+    held-out split. Objects come from `vocabulary`: place uses graspable ones,
+    bring and pick also name fixed furniture ("bring me the piano", which
+    the planner rejects). A label names an object or place only when the
+    vocabulary has the name, so "go to the garage" is a navigate command
+    without a place.
     """
     if per_template < 1:
         raise ValueError(f"per_template must be at least 1, got {per_template!r}")

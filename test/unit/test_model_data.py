@@ -10,7 +10,7 @@ from omni_agent.model.image_data import MIN_OBJECT_PIXELS, real_photos, render_s
 from omni_agent.model.instructions import (
     LANGUAGES, TEMPLATES, generate_instructions, heldout_template_ids,
 )
-from omni_agent.model.labels import AMOUNTS, DIRECTIONS, NONE, TASK_ACTIONS, LabelSpace
+from omni_agent.model.labels import TaskLabel, AMOUNTS, DIRECTIONS, NONE, TASK_ACTIONS, LabelSpace
 from omni_agent.model.speech_data import (
     AUGMENTATIONS, SAMPLE_RATE_HZ, TRIM_MARGIN_S, VOICES, add_noise, add_reverberation, augment,
     build_speech_set, load_manifest, mandarin_to_pinyin, plan_clips, real_recordings, shift_pitch, synthesize,
@@ -65,8 +65,8 @@ def test_instruction_counts(instructions):
     mandarin = [i for i in instructions if i.language == "zh"]
     heldout_share = sum(i.split == "heldout" for i in instructions) / len(instructions)
 
-    assert 1500 <= len(english) <= 2500
-    assert 800 <= len(mandarin) <= 1500
+    assert 1500 <= len(english) <= 3000
+    assert 800 <= len(mandarin) <= 1800
     assert 0.10 <= heldout_share <= 0.25
 
 
@@ -114,10 +114,21 @@ def test_unknown_has_no_slots(instructions):
         assert (instruction.label.direction, instruction.label.amount) == (NONE, NONE), instruction
 
 
-def test_bring_pick_place_use_graspable_objects(instructions, vocabulary):
+def test_fixed_objects_appear_only_in_bring_and_pick(instructions, vocabulary):
+    """"bring me the piano" is a bring of the piano (the planner rejects it); "put the piano ..." is never made."""
+    fixed = {i.label.object for i in instructions if i.label.action in ("bring", "pick")
+             and i.label.object != NONE and not vocabulary.graspable[i.label.object]}
+    assert "piano" in fixed
     for instruction in instructions:
-        if instruction.label.action in ("bring", "pick", "place") and instruction.label.object != NONE:
+        if instruction.label.action == "place" and instruction.label.object != NONE:
             assert vocabulary.graspable[instruction.label.object], instruction
+
+
+def test_unknown_names_leave_the_slot_empty(instructions):
+    garage = [i for i in instructions if i.text == "go to the garage"]
+    xylophone = [i for i in instructions if i.text == "bring me the xylophone"]
+    assert garage and garage[0].label == TaskLabel("navigate")
+    assert xylophone and xylophone[0].label == TaskLabel("bring")
 
 
 def test_move_labels_match_words(instructions):
