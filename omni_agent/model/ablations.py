@@ -30,7 +30,7 @@ VARIANTS: Dict[str, dict] = {
 
 
 def headline(report: Dict) -> Dict[str, float]:
-    """The numbers compared across variants, from one evaluate() report."""
+    """Pick the numbers compared across variants from one evaluate() report."""
     understanding = report["understanding"]
 
     def mean_of(prefix):
@@ -77,7 +77,7 @@ def run(variants: List[str], seeds: List[int], stage_steps: List[int], data_dir:
 
 
 def markdown(results: Dict) -> str:
-    """One table: mean ± std over seeds for each variant."""
+    """Format one table: mean ± std over seeds for each variant."""
     keys = [k for k in next(iter(results.values()))["mean"] if k != "train seconds"] + ["train seconds"]
     lines = ["| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, result in results.items():

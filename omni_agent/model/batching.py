@@ -1,7 +1,7 @@
 """Dynamic batching keyed by the combination of modalities present.
 
-Requests with the same modality combination (say audio + image) pad to the
-same token layout and run in one forward pass; requests with another
+Requests with the same modality combination (for example audio + image) pad
+to the same token layout and run in one forward pass. Requests with another
 combination wait for their own batch, so a text-only command never pays for
 image tokens. A batch leaves when it is full (max_batch) or when its oldest
 request has waited max_wait_s: a larger max_wait_s trades latency for

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from omni_agent.model.dataset import GROUNDED_ACTIONS, Batch, OmniData
-from omni_agent.model.labels import DEFAULT_DISTANCE_M, NONE, TaskLabel, motion_of
+from omni_agent.model.labels import TaskLabel, motion_of
 from omni_agent.model.omni import OmniModel, OmniOutput
 
 BATCH = 64
@@ -107,7 +107,7 @@ def _embeddings(model: OmniModel, batches) -> Dict[str, np.ndarray]:
 
 
 def audio_text_retrieval(model: OmniModel, data: OmniData, clips: Sequence[int]) -> Dict[str, float]:
-    """Clips vs the unique texts they say: audio -> text and text -> audio."""
+    """Score retrieval between clips and the unique texts spoken in them, both ways."""
     texts = sorted({data.text_index[data.audio_rows[c]["text"]] for c in clips})
     audio = _embeddings(model, (data.language_task("audio", clips[s:s + BATCH]) for s in range(0, len(clips), BATCH)))
     text = _embeddings(model, (data.language_task("text", texts[s:s + BATCH]) for s in range(0, len(texts), BATCH)))
@@ -222,7 +222,7 @@ def quick_metrics(model: OmniModel, data: OmniData, limit: int = 256) -> Dict[st
 
 
 def evaluate(model: OmniModel, data: OmniData) -> Dict:
-    """Every metric of the report for one model."""
+    """Compute every metric of the report for one model."""
     model.eval()
     heldout = data.clips["heldout_voice"] + data.clips["heldout_phrasing"]
     return {
@@ -238,7 +238,7 @@ def evaluate(model: OmniModel, data: OmniData) -> Dict:
 
 def parser_baseline(data: OmniData, clips: Sequence[int], english_model: str = "tiny.en",
                     mandarin_model: str = "base") -> Dict[str, Dict]:
-    """The foundation's path on the same clips: Whisper transcript -> command parser, scored the same way.
+    """Score the transcribe-then-parse path (Whisper, then the command parser) on the same clips.
 
     English clips use english_model (the model node's default), Mandarin
     clips mandarin_model with language "zh".
@@ -299,6 +299,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="prepared data (omni-agent train --prepare-only)")
     p.add_argument("--parser-baseline", type=int, default=0, metavar="N",
                    help="also score Whisper + command parser on up to N clips per split and language")
+    p.add_argument("--quantisation", type=int, default=0, metavar="N",
+                   help="also compare INT8 vs float32 text on N held-out instructions and bf16 vs float32 images")
     p.add_argument("--out", help="write the report as JSON here")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -310,6 +312,8 @@ def main(argv=None) -> int:
         clips = sample_clips(data, args.parser_baseline)
         report["omni_on_parser_sample"] = understanding_on(model, data, clips)
         report["parser_baseline"] = parser_baseline(data, clips)
+    if args.quantisation:
+        report["quantisation"] = quantisation_report(args.checkpoint, args.quantisation)
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.out:
         pathlib.Path(args.out).write_text(text + "\n")
@@ -328,3 +332,57 @@ def understanding_on(model: OmniModel, data: OmniData, clips: Sequence[int]) -> 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def quantisation_report(checkpoint, count: int = 200, scenes: int = 40) -> Dict[str, Dict]:
+    """Per-modality precision, measured: INT8 vs float32 text path, bfloat16 vs float32 image path.
+
+    Text: held-out typed instructions through OmniRuntime with and without
+    INT8 (exact match and agreement, median front-end + model time). Image:
+    'bring me the X' with a fresh simulator view showing X (grounding
+    accuracy, median image encode time).
+    """
+    import time
+
+    from omni_agent.model.image_data import render_sim_scenes
+    from omni_agent.model.instructions import generate_instructions
+    from omni_agent.model.runtime import OmniRuntime
+
+    rng = random.Random(0)
+    heldout = [i for i in generate_instructions(seed=0) if i.split == "heldout"]
+    texts = rng.sample(heldout, min(count, len(heldout)))
+    report: Dict[str, Dict] = {}
+    labels = {}
+    for name, int8 in (("text_float32", False), ("text_int8", True)):
+        runtime = OmniRuntime(checkpoint, text_int8=int8, load_image=False)
+        times, correct, predicted = [], [], []
+        for instruction in texts:
+            started = time.perf_counter()
+            label = runtime.understand(text=instruction.text).label
+            times.append(time.perf_counter() - started)
+            predicted.append(label)
+            correct.append(command_match(label, instruction.label) and motion_match(label, instruction.label))
+        labels[name] = predicted
+        report[name] = {"n": len(texts), "exact_match_with_motion": float(np.mean(correct)),
+                        "median_ms": round(1000 * float(np.median(times)), 2)}
+    report["text_int8"]["agreement_with_float32"] = float(np.mean(
+        [a == b for a, b in zip(labels["text_float32"], labels["text_int8"])]))
+
+    views = [v for v in render_sim_scenes(scenes, seed=7) if v.objects]
+    for precision in ("float32", "bfloat16"):
+        runtime = OmniRuntime(checkpoint, image_dtype=precision, load_text=True)
+        correct, times = [], []
+        for view in views:
+            label, box = view.objects[0]
+            if label not in runtime.model.config.labels["object"]:
+                continue
+            started = time.perf_counter()
+            item = runtime.encode(image=view.rgb, image_boxes=np.stack([b for _, b in view.objects]))
+            times.append(time.perf_counter() - started)
+            item.features.update(runtime.encode(text=f"bring me the {label}").features)
+            prediction = runtime.predict_batch([item])[0]
+            region = prediction.grounding["region"] if prediction.grounding else 0
+            correct.append(region >= 1 and view.objects[region - 1][0] == label)
+        report[f"image_{precision}"] = {"n": len(correct), "grounding_accuracy": float(np.mean(correct)),
+                                        "median_encode_ms": round(1000 * float(np.median(times)), 2)}
+    return report

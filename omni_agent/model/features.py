@@ -3,7 +3,7 @@
 The front-ends are frozen, so training reads their outputs from disk instead of
 running Whisper, MiniLM and EfficientNet at every step. A cache is a folder of
 TokenStore files (all token rows of one kind in one float16 array plus
-offsets) and a meta.json that says which data and front-ends made it.
+offsets) and a meta.json that records which data and front-ends made it.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def read_meta(folder: pathlib.Path) -> Dict:
 
 
 def normalised_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel boxes (n, 4) -> boxes in [0, 1] of the image size."""
+    """Scale pixel boxes (n, 4) to [0, 1] of the image size."""
     scale = np.array([width, height, width, height], dtype=np.float32)
     return np.clip(np.asarray(boxes, dtype=np.float32) / scale, 0.0, 1.0)
 

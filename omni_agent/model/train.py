@@ -53,7 +53,7 @@ class TrainConfig:
     data_dir: str = str(DEFAULT_DATA_DIR)
     out: str = str(PACKAGED_CHECKPOINT)
     schedule: str = "progressive"          # "progressive" | "end_to_end"
-    stage_steps: List[int] = field(default_factory=lambda: [400, 400, 700])
+    stage_steps: List[int] = field(default_factory=lambda: [400, 400, 900])
     batch_size: int = 48
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -67,7 +67,7 @@ class TrainConfig:
     fusion: str = "importance"
     width: int = 128
     lora_rank: int = 8
-    max_clips: int = 5000                 # size of the generated speech set (prepare step)
+    max_clips: int = 6000                 # size of the generated speech set (prepare step)
     scenes: int = 240                     # simulator views (prepare step)
 
     def __post_init__(self):

@@ -214,7 +214,7 @@ class OmniModelNode(Node):
         try:
             output, size = features_from_msg(msg)
             if output.tokens.shape[1] != self.omni.model.config.feature_dims["image"]:
-                raise ValueError(f"feature_dim {output.tokens.shape[1]} does not match the Omni checkpoint's "
+                raise ValueError(f"invalid feature_dim {output.tokens.shape[1]}: the Omni checkpoint expects "
                                  f"{self.omni.model.config.feature_dims['image']}; run image_frontend_node with the "
                                  f"front-end the checkpoint was trained with")
         except ValueError as error:
@@ -318,7 +318,7 @@ class OmniModelNode(Node):
             self._add_image(item, uid)
             result = self._omni_predict(item, uid).result
             # Only a complete, confident result goes out before the transcript; "go to the garage" (no
-            # known place) waits for it, so that the planner's rejection can quote what was said.
+            # known place) waits for it, so that the planner's rejection can quote the transcript.
             confident = self.omni.is_complete(result) and result.confidence >= self.omni_min_confidence
             if confident:
                 self._answer_question(result, item)
@@ -375,7 +375,7 @@ class OmniModelNode(Node):
             item.features["image"], item.image_size = image.features["image"], image.image_size
 
     def _answer_question(self, result, item) -> None:
-        """A describe result carries the description of the view in its detail."""
+        """Put the description of the view into the detail of a describe result."""
         if result.action != ACTION_DESCRIBE:
             return
         if "image" not in item.features:

@@ -68,7 +68,7 @@ def new_item(harness, items, before, what, predicate=lambda item: True):
     return next(i for i in items[before:] if predicate(i))
 
 
-def test_recording_gives_result_from_audio_features_before_the_transcript(harness, omni_node):
+def test_node_recording_streams_result(harness, omni_node):
     samples, rate = load_audio_file(GOFORWARD)
     before = len(harness.results), len(harness.transcripts)
     publish_audio(harness, harness.audio_pub, resample(samples, rate, 16000))
@@ -85,7 +85,7 @@ def test_recording_gives_result_from_audio_features_before_the_transcript(harnes
     assert "Omni model" in omni_node.output()
 
 
-def test_text_command_and_camera_view_give_a_grounded_result(harness, omni_node):
+def test_node_text_and_view_grounded(harness, omni_node):
     harness.wait_for_subscribers(harness.image_pub)
     harness.wait_for_subscribers(harness.text_pub)
     before = len(harness.results)
@@ -98,11 +98,13 @@ def test_text_command_and_camera_view_give_a_grounded_result(harness, omni_node)
     assert (result.action, result.object_label) == ("bring", "cup")
     assert result.has_object_box
     x0, y0, x1, y1 = result.object_box
-    assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 400
-    assert "fusion text=" in result.detail and "image=" in result.detail
+    assert 0 <= x0 < x1 <= 600
+    assert 0 <= y0 < y1 <= 400
+    assert "fusion text=" in result.detail
+    assert "image=" in result.detail
 
 
-def test_question_about_the_view_is_answered_in_detail(harness, omni_node):
+def test_node_describe_answer(harness, omni_node):
     before = len(harness.results)
     harness.image_pub.publish(image_msg(skimage.data.coffee()))
     time.sleep(0.1)
@@ -112,7 +114,7 @@ def test_question_about_the_view_is_answered_in_detail(harness, omni_node):
     assert result.detail.startswith(("I see", "I do not see"))
 
 
-def test_missing_checkpoint_falls_back_to_the_command_parser(harness, omni_node, tmp_path):
+def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
     omni_node.stop()            # one model node at a time on the topics
     node = NodeProcess("omni_model_node", {"omni_checkpoint": str(tmp_path / "nowhere")})
     try:
@@ -129,7 +131,7 @@ def test_missing_checkpoint_falls_back_to_the_command_parser(harness, omni_node,
         node.stop()
 
 
-def test_image_features_from_a_separate_node(harness):
+def test_node_image_features_topic(harness):
     """Modality-separated deployment: image_frontend_node encodes, omni_model_node reads the features."""
     frontend = NodeProcess("image_frontend_node", {"max_rate_hz": 0.0})
     node = NodeProcess("omni_model_node", {"image_features_topic": "camera/image_features"})

@@ -7,7 +7,7 @@ import pytest
 from omni_agent.model.batching import DynamicBatcher
 
 
-def test_requests_batch_only_with_the_same_modality_combination():
+def test_batcher_groups_by_modalities():
     seen = []
     gate = threading.Event()
 
@@ -29,14 +29,14 @@ def test_requests_batch_only_with_the_same_modality_combination():
     batcher.close()
 
 
-def test_a_lone_request_leaves_after_max_wait():
+def test_batcher_lone_request_after_wait():
     batcher = DynamicBatcher(lambda items: list(items), key_of=lambda item: "k", max_batch=8, max_wait_s=0.01)
     assert batcher.submit(7).result(timeout=2) == 7
     assert batcher.stats.sizes == {1: 1}
     batcher.close()
 
 
-def test_an_error_fails_its_batch_and_the_batcher_keeps_serving():
+def test_batcher_error_fails_batch_only():
     def process(items):
         if "bad" in items:
             raise RuntimeError("model failed")
@@ -49,7 +49,7 @@ def test_an_error_fails_its_batch_and_the_batcher_keeps_serving():
     batcher.close()
 
 
-def test_close_serves_what_is_queued():
+def test_batcher_close_serves_queue():
     batcher = DynamicBatcher(lambda items: [time.sleep(0.01) or i for i in items], key_of=lambda i: 0,
                              max_batch=2, max_wait_s=1.0)
     futures = [batcher.submit(i) for i in range(3)]
@@ -59,7 +59,7 @@ def test_close_serves_what_is_queued():
         batcher.submit(4)
 
 
-def test_bad_settings_are_rejected():
+def test_batcher_bad_settings():
     with pytest.raises(ValueError, match="max_batch"):
         DynamicBatcher(list, key_of=id, max_batch=0)
     with pytest.raises(ValueError, match="max_wait_s"):

@@ -56,7 +56,7 @@ def make_model(real, **options):
 @pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
 @pytest.mark.parametrize("variant", [{}, {"routing": "concat", "fusion": "uniform", "adapter": "full"}],
                          ids=["dar", "baseline"])
-def test_every_subset_of_modalities_gives_finite_outputs_of_the_right_shape(real_features, subset, variant):
+def test_model_every_modality_subset(real_features, subset, variant):
     model = make_model(real_features, **variant)
     features, boxes = batch_of(real_features, subset)
     with torch.inference_mode():
@@ -70,14 +70,15 @@ def test_every_subset_of_modalities_gives_finite_outputs_of_the_right_shape(real
         assert torch.allclose(embedding.norm(dim=-1), torch.ones(2), atol=1e-5)
     present = [m in subset for m in MODALITIES]
     assert out.present.tolist() == [present, present]
-    assert (out.grounding is not None) == ("image" in subset and len(subset) > 1)
+    grounded = "image" in subset and len(subset) > 1      # an image plus a language modality
+    assert (out.grounding is not None) == grounded
     if out.grounding is not None:
         assert torch.isfinite(out.grounding[:, 1:3]).all()
         assert out.grounding[0].argmax() in (1, 2), "token 0 (the whole image) must never be chosen as a region"
 
 
 @pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
-def test_dar_routing_sums_to_one_over_present_modalities(real_features, subset):
+def test_routing_sums_to_one(real_features, subset):
     model = make_model(real_features)
     missing = (subset[0], 1) if len(subset) > 1 else None
     features, boxes = batch_of(real_features, subset, missing=missing)
@@ -96,7 +97,7 @@ def test_dar_routing_sums_to_one_over_present_modalities(real_features, subset):
 
 
 @pytest.mark.parametrize("variant", [{}, {"routing": "concat"}, {"fusion": "uniform"}], ids=["dar", "concat", "uniform"])
-def test_a_row_without_a_modality_equals_running_without_it(real_features, variant):
+def test_model_absent_modality_changes_nothing(real_features, variant):
     """Padding a missing modality must not change the result: the routing handles it."""
     model = make_model(real_features, **variant)
     mixed, boxes = batch_of(real_features, ("audio", "image"), missing=("image", 1))
@@ -110,7 +111,7 @@ def test_a_row_without_a_modality_equals_running_without_it(real_features, varia
             "the row with the image must depend on it"
 
 
-def test_shared_low_rank_adapters_have_fewer_parameters_than_per_pair_blocks(real_features):
+def test_adapters_shared_have_fewer_parameters(real_features):
     shared = make_model(real_features).parameter_counts()
     full = make_model(real_features, adapter="full").parameter_counts()
     assert shared["routing"] < full["routing"] / 2
@@ -118,7 +119,7 @@ def test_shared_low_rank_adapters_have_fewer_parameters_than_per_pair_blocks(rea
     assert shared["total"] < full["total"]
 
 
-def test_bad_inputs_raise_clear_errors(real_features):
+def test_model_bad_inputs(real_features):
     model = make_model(real_features)
     with pytest.raises(ValueError, match="no modality given"):
         model({})
@@ -132,7 +133,7 @@ def test_bad_inputs_raise_clear_errors(real_features):
         OmniConfig(labels=LABELS, routing="attention")
 
 
-def test_gradient_checkpointing_gives_the_same_gradients(real_features):
+def test_gradient_checkpointing_same_gradients(real_features):
     features, boxes = batch_of(real_features, MODALITIES)
     grads = []
     for checkpointing in (False, True):
@@ -143,7 +144,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(real_features):
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
-def test_checkpoint_round_trip_gives_identical_outputs(real_features, tmp_path):
+def test_checkpoint_round_trip(real_features, tmp_path):
     model = make_model(real_features, adapter="full", lora_rank=4)
     save_checkpoint(model, tmp_path / "ckpt", {"note": "test"})
     loaded = load_checkpoint(tmp_path / "ckpt")
@@ -156,7 +157,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(real_features, tmp_path):
         assert torch.equal(a.logits[slot], b.logits[slot])
 
 
-def test_checkpoint_errors_name_the_file_and_the_fix(real_features, tmp_path):
+def test_checkpoint_errors(real_features, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist; train one with 'omni-agent train'"):
         load_checkpoint(tmp_path / "nowhere")
     model = make_model(real_features)

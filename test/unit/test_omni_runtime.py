@@ -26,7 +26,7 @@ def float_runtime():
     return OmniRuntime(text_int8=False, load_image=False)
 
 
-def test_real_recording_gives_move_forward_ten_meters(runtime):
+def test_runtime_real_recording(runtime):
     samples, rate = load_audio_file(GOFORWARD)
     prediction = runtime.understand(audio=resample(samples, rate, 16000), utterance_id="utt-1")
     result = prediction.result
@@ -47,18 +47,18 @@ def test_real_recording_gives_move_forward_ten_meters(runtime):
     ("去厨房", "navigate", "kitchen", ""),
     ("stop", "stop", "", ""),
 ])
-def test_typed_commands_in_english_and_mandarin(runtime, text, action, place, object_label):
+def test_runtime_typed_commands(runtime, text, action, place, object_label):
     result = runtime.understand(text=text).result
     assert (result.action, result.place, result.object_label) == (action, place, object_label)
     assert result.language == ("zh" if text[0] > "~" else "en")
 
 
-def test_mandarin_reaches_the_text_encoder_as_pinyin():
+def test_romanize_mandarin_to_pinyin():
     assert romanize_for_text_encoder("去厨房") == "qu chu fang"
     assert romanize_for_text_encoder("go to the kitchen") == "go to the kitchen"
 
 
-def test_int8_text_path_agrees_with_float(runtime, float_runtime):
+def test_runtime_int8_text_agrees(runtime, float_runtime):
     for text in COMMANDS:
         quantised = runtime.understand(text=text)
         reference = float_runtime.understand(text=text)
@@ -68,7 +68,7 @@ def test_int8_text_path_agrees_with_float(runtime, float_runtime):
         assert torch.nn.functional.cosine_similarity(a, b, dim=0) > INT8_MIN_COSINE, text
 
 
-def test_camera_view_adds_the_image_modality_and_grounding(runtime):
+def test_runtime_view_grounding(runtime):
     coffee = skimage.data.coffee()
     cup_box = np.array([[170, 50, 440, 320], [0, 0, 120, 120], [460, 250, 600, 400]], np.float32)
     prediction = runtime.understand(text="bring me the cup", image=coffee, image_boxes=cup_box)
@@ -82,11 +82,11 @@ def test_camera_view_adds_the_image_modality_and_grounding(runtime):
     assert prediction.result.object_box == tuple(prediction.grounding["box"])
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
+def test_runtime_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="omni-agent train"):
         OmniRuntime(tmp_path / "missing", load_image=False, load_text=False)
 
 
-def test_nothing_to_understand_is_rejected(runtime):
+def test_runtime_no_input(runtime):
     with pytest.raises(ValueError, match="pass audio samples, a text or an image"):
         runtime.understand()

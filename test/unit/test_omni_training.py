@@ -24,7 +24,7 @@ def small_data(tmp_path_factory):
     return folder
 
 
-def test_prepared_data_has_every_part(small_data):
+def test_prepared_data_parts(small_data):
     data = OmniData(small_data / "features", default_label_space())
     assert data.clips["train"], "no training clips"
     assert data.clips["real"], "the pocketsphinx recordings are missing"
@@ -36,7 +36,7 @@ def test_prepared_data_has_every_part(small_data):
 
 
 @pytest.mark.parametrize("schedule", ["progressive", "end_to_end"])
-def test_training_runs_every_stage_and_saves_a_loadable_checkpoint(small_data, tmp_path, schedule):
+def test_training_schedule_saves_checkpoint(small_data, tmp_path, schedule):
     config = TrainConfig(data_dir=str(small_data), out=str(tmp_path / "ckpt"), schedule=schedule,
                          stage_steps=[3, 3, 3], batch_size=8, eval_every=3, bf16=schedule == "end_to_end",
                          gradient_checkpointing=True)
@@ -47,7 +47,8 @@ def test_training_runs_every_stage_and_saves_a_loadable_checkpoint(small_data, t
     curves = json.loads((tmp_path / "ckpt" / "curves.json").read_text())
     assert curves["step"][-1] == 9
     losses = {k: [x for x in v if x is not None] for k, v in curves.items() if k.startswith("loss/")}
-    assert "loss/joint" in losses and "loss/grounding" in losses
+    assert "loss/joint" in losses
+    assert "loss/grounding" in losses
     for name, values in losses.items():
         assert values and torch.isfinite(torch.tensor(values)).all(), name
     assert 0.0 <= curves["val/exact_match"][-1] <= 1.0
@@ -56,7 +57,7 @@ def test_training_runs_every_stage_and_saves_a_loadable_checkpoint(small_data, t
     assert set(model.config.labels) == {"action", "object", "place", "direction", "amount", "language"}
 
 
-def test_two_process_ddp_step_on_cpu(small_data, tmp_path):
+def test_training_ddp_two_processes(small_data, tmp_path):
     """torchrun with two processes and gloo on loopback: replicas stay identical after the steps."""
     with socket.socket() as probe:           # a free port on loopback for the rendezvous
         probe.bind(("127.0.0.1", 0))
