@@ -330,9 +330,6 @@ def understanding_on(model: OmniModel, data: OmniData, clips: Sequence[int]) -> 
     return {key: understanding_scores(pairs) for key, pairs in sorted(by_key.items())}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def quantisation_report(checkpoint, count: int = 200, scenes: int = 40) -> Dict[str, Dict]:
     """Per-modality precision, measured: INT8 vs float32 text path, bfloat16 vs float32 image path.
@@ -386,3 +383,7 @@ def quantisation_report(checkpoint, count: int = 200, scenes: int = 40) -> Dict[
         report[f"image_{precision}"] = {"n": len(correct), "grounding_accuracy": float(np.mean(correct)),
                                         "median_encode_ms": round(1000 * float(np.median(times)), 2)}
     return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
