@@ -273,21 +273,43 @@ def message_imports(tree):
     return names
 
 
+#: Topics that come from a node parameter, so the scan cannot read them: (module, attribute).
+PARAMETER_TOPICS = {("omni_model_node", "image_features_topic")}
+
+
+def module_constants(tree):
+    """Map module-level NAME = "string" assignments to their values."""
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    constants[target.id] = node.value.value
+    return constants
+
+
 def node_topics():
     """Return {topic: {(ros_type, 'publisher' or 'subscription', module)}} from omni_agent/nodes/*.py."""
     topics = {}
     for path in sorted(NODES_DIR.glob("*.py")):
         tree = ast.parse(path.read_text())
         types_by_name = message_imports(tree)
+        constants = module_constants(tree)
         for call in ast.walk(tree):
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                     and call.func.attr in ("create_publisher", "create_subscription")):
                 continue
             type_node, topic_node = call.args[0], call.args[1]
-            assert isinstance(topic_node, ast.Constant), f"{path.name}: topic of {call.func.attr} is not a literal"
+            if isinstance(topic_node, ast.Attribute) and (path.stem, topic_node.attr) in PARAMETER_TOPICS:
+                continue
+            if isinstance(topic_node, ast.Name) and topic_node.id in constants:
+                topic = constants[topic_node.id]
+            else:
+                assert isinstance(topic_node, ast.Constant), f"{path.name}: topic of {call.func.attr} is not a literal"
+                topic = topic_node.value
             kind = "publisher" if call.func.attr == "create_publisher" else "subscription"
             ros_type = types_by_name.get(getattr(type_node, "id", None), "unknown")
-            topics.setdefault(topic_node.value.lstrip("/"), set()).add((ros_type, kind, path.stem))
+            topics.setdefault(topic.lstrip("/"), set()).add((ros_type, kind, path.stem))
     return topics
 
 
