@@ -134,10 +134,10 @@ def test_go_forward_recording_gives_goal_ahead(graph):
     play_through_microphone(graph, [GOFORWARD])
     result = wait_new(graph, graph.results, counts[0], "a model result for 'go forward ten meters'")
     goal = wait_new(graph, graph.goals, counts[1], "a goal_pose")
-    # With the Omni model the result comes from the audio features; the transcript follows it.
+    # With understanding_model omni the transcript follows the result, so wait for it.
     graph.wait_for(lambda: final_transcripts(graph, counts[2]), RESULT_TIMEOUT_S, "the final transcript")
     transcript = final_transcripts(graph, counts[2])[0]
-    assert result.source == "omni_model"
+    assert result.source == "command_parser"
     assert "forward" in transcript.text.lower()
     assert transcript.language == "en"
     assert transcript.audio_duration_s > 1.0

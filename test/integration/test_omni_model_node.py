@@ -54,7 +54,7 @@ def harness():
 
 @pytest.fixture(scope="module")
 def omni_node(harness):
-    node = NodeProcess("omni_model_node")
+    node = NodeProcess("omni_model_node", {"understanding_model": "omni"})
     try:
         node.wait_for_output("listening on audio/chunk", 180)
         harness.wait_for_subscribers(harness.audio_pub)
@@ -116,7 +116,7 @@ def test_node_describe_answer(harness, omni_node):
 
 def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
     omni_node.stop()            # one model node at a time on the topics
-    node = NodeProcess("omni_model_node", {"omni_checkpoint": str(tmp_path / "nowhere")})
+    node = NodeProcess("omni_model_node", {"understanding_model": "omni", "omni_checkpoint": str(tmp_path / "nowhere")})
     try:
         node.wait_for_output("listening on audio/chunk", 180)
         assert "Falling back to the command parser" in node.output()
@@ -134,7 +134,8 @@ def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
 def test_node_image_features_topic(harness):
     """Modality-separated deployment: image_frontend_node encodes, omni_model_node reads the features."""
     frontend = NodeProcess("image_frontend_node", {"max_rate_hz": 0.0})
-    node = NodeProcess("omni_model_node", {"image_features_topic": "camera/image_features"})
+    node = NodeProcess("omni_model_node", {"understanding_model": "omni",
+                                           "image_features_topic": "camera/image_features"})
     try:
         frontend.wait_for_output("listening on", 120)
         node.wait_for_output("listening on audio/chunk", 180)
