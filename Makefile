@@ -17,7 +17,8 @@ demo: setup
 	scripts/env.sh omni-agent sim-run --out results/demo-fetch
 
 test: setup
-	scripts/env.sh python -m pytest
+	scripts/env.sh python -m pytest -m "not isolated"
+	scripts/env.sh python -m pytest -m isolated
 
 test-unit: setup
 	scripts/env.sh python -m pytest test/unit

@@ -289,6 +289,9 @@ def test_text_command_with_unknown_object_is_rejected(graph):
     assert graph.planner.alive()
 
 
+# NOTE: this test timed out waiting for the goal when it ran after the whole integration suite in one
+# process, and passes alone; `make test` runs it in the second, "isolated" process.
+@pytest.mark.isolated
 @pytest.mark.pulseaudio
 def test_virtual_microphone_command_gives_goal(graph, tmp_path):
     """PortAudio capture of a PulseAudio virtual source, all the way to goal_pose."""

@@ -14,7 +14,10 @@ from omni_agent.msg import AgentStatus, AudioChunk, ModelResult, Transcript
 from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, SENSOR_QOS
 from ros_harness import NodeProcess, RosHarness
 
-pytestmark = pytest.mark.ros
+# NOTE: in one pytest process after the rest of the integration suite, camera frames published by
+# the test stopped reaching these nodes (the tests timed out); alone, and in a second process, they
+# pass. The cause is not found yet, so `make test` runs the "isolated" tests in their own process.
+pytestmark = [pytest.mark.ros, pytest.mark.isolated]
 
 GOFORWARD = "/usr/share/pocketsphinx/test/data/goforward.raw"
 TIMEOUT_S = 90.0
