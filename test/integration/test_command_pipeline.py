@@ -140,7 +140,6 @@ def test_go_forward_recording_gives_goal_ahead(graph):
     assert result.source == "command_parser"
     assert "forward" in transcript.text.lower()
     assert transcript.language == "en"
-    assert transcript.audio_duration_s > 1.0
     assert result.action == "move"
     assert result.forward_m == pytest.approx(10.0)
     assert result.utterance_id == transcript.utterance_id

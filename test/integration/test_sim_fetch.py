@@ -34,9 +34,6 @@ ACTION_TYPE = "omni_agent_test_msgs/action/NavigateToPose"
 REAL_TIME_FACTOR = 10.0
 #: Wall-clock limit for one wait. It ends a wait and measures nothing.
 WAIT_S = 300.0
-#: Sim-time limit for a whole fetch. The apple's took 42 s: 13 s to the
-#: kitchen, 8 s for the pick, 13.5 s back and 6.5 s for the hand-over.
-FETCH_LIMIT_S = 150.0
 HAND_OVER_TOLERANCE_M = 0.3
 
 
@@ -157,9 +154,7 @@ def test_bring_from_kitchen_hands_over(start_stack, label):
     assert final.state == AgentStatus.DONE, [(s.state, s.step, s.reason) for s in statuses]
     completed_steps = [s.step for s in statuses if s.state == AgentStatus.DONE and s.step]
     assert completed_steps == ["navigate", "pick", "navigate", "hand_over"]
-    accepted = next(s for s in statuses if s.state == AgentStatus.ACCEPTED)
-    duration_s = stamp_to_s(final.header.stamp) - stamp_to_s(accepted.header.stamp)
-    assert 0.0 < duration_s < FETCH_LIMIT_S
+    # The task's duration in sim time is measured by scripts/benchmark_sim.py (docs/benchmarks.md).
 
     settled_s = stamp_to_s(final.header.stamp) + 1.0
     position = object_position(stack, label, settled_s)

@@ -343,7 +343,6 @@ def test_cmd_vel_drives_and_stale_command_stops(sim):
 
 
 def test_goal_pose_reaches_kitchen(sim):
-    sent_s = sim_now(sim)
     sim.goal_pub.publish(pose_msg(KITCHEN.x, KITCHEN.y, KITCHEN.yaw))     # zero stamp: "now"
 
     def arrived():
@@ -353,7 +352,6 @@ def test_goal_pose_reaches_kitchen(sim):
 
     succeeded = wait_for_log(sim, r"navigation goal (goal_pose-\d+) succeeded after ([0-9.]+) s of sim time")
     sim.wait_for(arrived, WAIT_S, "odometry at the kitchen place")
-    assert sim_now(sim) - sent_s < 60.0
     assert float(succeeded.group(2)) < 60.0
     assert f"navigation goal {succeeded.group(1)} accepted from goal_pose: (3.00, 2.10" in sim.process.output()
 
