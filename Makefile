@@ -17,8 +17,7 @@ demo: setup
 	scripts/env.sh omni-agent sim-run --out results/demo-fetch
 
 test: setup
-	scripts/env.sh python -m pytest -m "not isolated"
-	scripts/env.sh python -m pytest -m isolated
+	scripts/env.sh python -m pytest
 
 test-unit: setup
 	scripts/env.sh python -m pytest test/unit

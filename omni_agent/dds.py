@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 import pathlib
 import random
+import shutil
+import subprocess
+import sys
 from typing import MutableMapping, Optional
 
 #: Domain used by the demo when the environment names none (or domain 0).
@@ -78,3 +81,22 @@ def apply_loopback_defaults(
 def random_test_domain_id(rng: Optional[random.Random] = None) -> int:
     """Return a random domain in 1..100, so parallel test runs do not meet."""
     return (rng or random.SystemRandom()).randint(1, 100)
+
+
+def clean_zombie_shared_memory(timeout_s: float = 30.0) -> bool:
+    """Remove Fast DDS shared-memory files that no live process uses (`fastdds shm clean`).
+
+    A DDS process that is killed leaves its /dev/shm segments and port
+    files behind. A later participant that gets the same port number can
+    then miss large messages such as camera images, which travel over
+    shared memory. The tool removes only segments that no process holds, so
+    it is safe beside running nodes. Returns False when the tool is not
+    installed or fails.
+    """
+    tool = pathlib.Path(sys.executable).with_name("fastdds")
+    command = [str(tool)] if tool.exists() else [shutil.which("fastdds") or "fastdds"]
+    try:
+        completed = subprocess.run(command + ["shm", "clean"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return completed.returncode == 0

@@ -12,5 +12,7 @@ from omni_agent import dds
 
 TEST_DOMAIN_ID = dds.random_test_domain_id()
 dds.apply_loopback_defaults(os.environ, domain_id=TEST_DOMAIN_ID)
+# Shared-memory files of DDS processes killed in earlier runs would block image delivery.
+dds.clean_zombie_shared_memory()
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))

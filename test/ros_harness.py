@@ -21,6 +21,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from omni_agent.dds import clean_zombie_shared_memory
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -126,6 +128,8 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+                # A killed participant leaves its shared-memory files, which later nodes would trip on.
+                clean_zombie_shared_memory()
         self._output_at_stop = self.output()
         self.log_file.close()
         pathlib.Path(self.log_file.name).unlink(missing_ok=True)

@@ -288,9 +288,6 @@ def test_text_command_with_unknown_object_is_rejected(graph):
     assert graph.planner.alive()
 
 
-# NOTE: this test timed out waiting for the goal when it ran after the whole integration suite in one
-# process, and passes alone; `make test` runs it in the second, "isolated" process.
-@pytest.mark.isolated
 @pytest.mark.pulseaudio
 def test_virtual_microphone_command_gives_goal(graph, tmp_path):
     """PortAudio capture of a PulseAudio virtual source, all the way to goal_pose."""
@@ -299,6 +296,10 @@ def test_virtual_microphone_command_gives_goal(graph, tmp_path):
 
     publish_odom(graph, 0.0, 0.0, 0.0)
     samples, rate = load_audio_file(GOFORWARD)
+    # A second of silence before the words, as a speaker pauses before a command. In runs of
+    # the whole suite the first second of playback has sometimes not reached the capture
+    # stream (the command arrived as 'for 10 meters.'); the cause is not found.
+    samples = np.concatenate([np.zeros(rate, np.float32), samples])
     wav = tmp_path / "goforward.wav"
     write_wav(wav, samples, rate)
     counts = len(graph.results), len(graph.goals)
@@ -310,8 +311,12 @@ def test_virtual_microphone_command_gives_goal(graph, tmp_path):
             # The first capture callback can come a second or two after the stream opens.
             graph.wait_for(lambda: len(chunks) >= 10, 60, "audio chunks from the virtual microphone")
             pulse.play(wav)
-            result = wait_new(graph, graph.results, counts[0], "a result from the virtual microphone")
-            goal = wait_new(graph, graph.goals, counts[1], "a goal from the virtual microphone")
+            try:
+                result = wait_new(graph, graph.results, counts[0], "a result from the virtual microphone")
+                goal = wait_new(graph, graph.goals, counts[1], "a goal from the virtual microphone")
+            except AssertionError as error:
+                raise AssertionError(f"{error}\n{len(chunks)} chunks received from the microphone node; "
+                                     f"its log:\n{mic.output()[-2000:]}") from None
         finally:
             mic.stop()
     assert result.action == "move"

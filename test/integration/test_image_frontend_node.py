@@ -20,11 +20,7 @@ from omni_agent.nodes.common import COMMAND_QOS, SENSOR_QOS
 from omni_agent.vision.features_msg import features_from_msg
 from ros_harness import NodeProcess, RosHarness
 
-# NOTE: in one pytest process after the rest of the integration suite, camera frames published by
-# the test stopped reaching these nodes (the tests timed out); alone, and in a second process, they
-# pass. The cause is not found yet, so `make test` runs the "isolated" tests in their own process.
-pytestmark = [pytest.mark.ros, pytest.mark.isolated,
-              pytest.mark.xfail(strict=False, reason="camera frames over DDS intermittently do not arrive; cause not found")]
+pytestmark = pytest.mark.ros
 
 TIMEOUT_S = 60.0
 IMAGE_TOPIC = "/camera/image_raw"

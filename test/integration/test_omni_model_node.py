@@ -14,10 +14,7 @@ from omni_agent.msg import AgentStatus, AudioChunk, ModelResult, Transcript
 from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, SENSOR_QOS
 from ros_harness import NodeProcess, RosHarness
 
-# NOTE: in one pytest process after the rest of the integration suite, camera frames published by
-# the test stopped reaching these nodes (the tests timed out); alone, and in a second process, they
-# pass. The cause is not found yet, so `make test` runs the "isolated" tests in their own process.
-pytestmark = [pytest.mark.ros, pytest.mark.isolated]
+pytestmark = pytest.mark.ros
 
 GOFORWARD = "/usr/share/pocketsphinx/test/data/goforward.raw"
 TIMEOUT_S = 90.0
@@ -88,8 +85,6 @@ def test_node_recording_streams_result(harness, omni_node):
     assert "Omni model" in omni_node.output()
 
 
-@pytest.mark.xfail(strict=False, reason="camera frames published by the test did not reach the node in two "
-                                       "clean-clone runs (cause not found); passes when run alone")
 def test_node_text_and_view_grounded(harness, omni_node):
     harness.wait_for_subscribers(harness.image_pub)
     harness.wait_for_subscribers(harness.text_pub)
@@ -109,8 +104,6 @@ def test_node_text_and_view_grounded(harness, omni_node):
     assert "image=" in result.detail
 
 
-@pytest.mark.xfail(strict=False, reason="camera frames published by the test did not reach the node in two "
-                                       "clean-clone runs (cause not found); passes when run alone")
 def test_node_describe_answer(harness, omni_node):
     before = len(harness.results)
     harness.image_pub.publish(image_msg(skimage.data.coffee()))
@@ -138,8 +131,6 @@ def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
         node.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="camera frames published by the test did not reach the node in two "
-                                       "clean-clone runs (cause not found); passes when run alone")
 def test_node_image_features_topic(harness):
     """Modality-separated deployment: image_frontend_node encodes, omni_model_node reads the features."""
     frontend = NodeProcess("image_frontend_node", {"max_rate_hz": 0.0})
