@@ -1,4 +1,7 @@
-"""The design's claims, measured: train each variant with several seeds and compare (`omni-agent ablate`).
+"""The design's claims, measured (`omni-agent ablate`).
+
+Each variant is trained with several seeds and evaluated on the same
+held-out data.
 
 Variants (each differs from "omni" in one switch):
     omni         progressive 3-stage training, shared low-rank adapters, DAR, importance fusion

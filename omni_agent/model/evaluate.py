@@ -70,24 +70,23 @@ def understanding_report(model: OmniModel, data: OmniData) -> Dict[str, Dict]:
     report = {}
     for split in ("heldout_voice", "heldout_phrasing", "real"):
         clips = data.clips[split]
-        predicted = understand_clips(model, data, clips)
-        by_language = defaultdict(list)
-        for clip, label in zip(clips, predicted):
-            row = data.audio_rows[clip]
-            by_language[row["language"]].append((label, TaskLabel(**row["label"])))
-        for language, pairs in sorted(by_language.items()):
-            report[f"{split}/{language}"] = understanding_scores(pairs)
+        rows = [data.audio_rows[clip] for clip in clips]
+        report.update(_scores_by_language(split, rows, understand_clips(model, data, clips)))
     texts = data.texts["heldout"]
     predicted = []
     for start in range(0, len(texts), BATCH):
         predicted += predicted_labels(model, _forward(model, data.language_task("text", texts[start:start + BATCH])))
-    by_language = defaultdict(list)
-    for index, label in zip(texts, predicted):
-        row = data.text_rows[index]
-        by_language[row["language"]].append((label, TaskLabel(**row["label"])))
-    for language, pairs in sorted(by_language.items()):
-        report[f"text_heldout_phrasing/{language}"] = understanding_scores(pairs)
+    rows = [data.text_rows[index] for index in texts]
+    report.update(_scores_by_language("text_heldout_phrasing", rows, predicted))
     return report
+
+
+def _scores_by_language(prefix: str, rows: Sequence[dict], predicted: Sequence[TaskLabel]) -> Dict[str, Dict]:
+    """Score predictions against the rows' labels, one entry "<prefix>/<language>" per language."""
+    by_language = defaultdict(list)
+    for row, label in zip(rows, predicted):
+        by_language[row["language"]].append((label, TaskLabel(**row["label"])))
+    return {f"{prefix}/{language}": understanding_scores(pairs) for language, pairs in sorted(by_language.items())}
 
 
 def recall_at(similarity: np.ndarray, relevant: np.ndarray, ks=(1, 5)) -> Dict[str, float]:

@@ -173,8 +173,8 @@ def _build_fillers(vocabulary: Vocabulary) -> Dict[str, Dict[str, FillerGroups]]
                          for e in entries if e.english]
         chinese[slot] = [[(w, {"object": e.key}) for w in e.chinese] for e in entries if e.chinese]
 
-    # Names the vocabulary lacks: the command is understood with place or object "none", and the
-    # planner rejects it quoting what was said.
+    # Names the vocabulary lacks give a command with place or object "none". The planner then
+    # rejects it and quotes the transcript.
     english["unknown_place"] = [[(f"the {word}", {})] for word in _EN_UNKNOWN_PLACES]
     english["unknown_object"] = [[(f"the {word}", {}), (f"my {word}", {})] for word in _EN_UNKNOWN_OBJECTS]
     chinese["unknown_place"] = [[(word, {})] for word in _ZH_UNKNOWN_PLACES]

@@ -10,7 +10,7 @@ ACTION_BRING = "bring"
 ACTION_PICK = "pick"
 ACTION_PLACE = "place"
 ACTION_STOP = "stop"
-ACTION_DESCRIBE = "describe"   # "what do you see?": answered in the result's detail, nothing moves
+ACTION_DESCRIBE = "describe"   # "what do you see?": the description goes into detail, nothing moves
 ACTION_UNKNOWN = "unknown"
 ACTIONS = (ACTION_NAVIGATE, ACTION_MOVE, ACTION_BRING, ACTION_PICK, ACTION_PLACE, ACTION_STOP, ACTION_DESCRIBE,
            ACTION_UNKNOWN)
@@ -42,7 +42,7 @@ class CommandResult:
     language: str = "en"
     source: str = ""
     utterance_id: str = ""
-    detail: str = field(default="", compare=False)  # why the model decided so; for describe, the answer
+    detail: str = field(default="", compare=False)  # why the model decided so, or the view's description
     object_box: Optional[Tuple[float, float, float, float]] = None   # grounding: pixel box in the camera image
 
     def to_dict(self) -> dict:

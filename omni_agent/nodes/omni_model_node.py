@@ -37,10 +37,11 @@ from omni_agent.model.checkpoint import CheckpointError
 from omni_agent.model.command_parser import describe
 from omni_agent.model.result import ACTION_DESCRIBE, ACTION_UNKNOWN
 from omni_agent.model.understanding import UtteranceUnderstander
-from omni_agent.model.vocabulary import load_vocabulary
+from omni_agent.model.vocabulary import has_cjk, load_vocabulary
 from omni_agent.msg import AgentStatus, AudioChunk, ImageFeatures, ModelResult, Transcript
 from omni_agent.nodes.common import AUDIO_QOS, COMMAND_QOS, LATEST_FRAME_QOS, LogLimiter, declare, run_node
 from omni_agent.nodes.conversions import result_to_msg
+from omni_agent.vision.features_msg import features_from_msg
 from omni_agent.vision.image import ImageError, image_to_rgb
 
 #: Final utterances arriving while this many wait for the worker get a FAILED status (busy).
@@ -104,7 +105,9 @@ class OmniModelNode(Node):
         self.batcher = None
         self.understanding_backend = backend
         if backend == "omni":
-            from omni_agent.model.runtime import OmniRuntime
+            # Imported here so that the parser-only node does not load torch.
+            from omni_agent.model.runtime import ModalityInput, OmniRuntime
+            self._modality_input = ModalityInput
             try:
                 self.omni = OmniRuntime(checkpoint or None, self.vocabulary, text_int8=text_int8,
                                         image_dtype=image_precision, load_image=not self.image_features_topic,
@@ -212,8 +215,6 @@ class OmniModelNode(Node):
         self._latest_frame = (msg, time.monotonic())
 
     def _on_image_features(self, msg: ImageFeatures) -> None:
-        from omni_agent.model.runtime import ModalityInput
-        from omni_agent.vision.features_msg import features_from_msg
         try:
             output, size = features_from_msg(msg)
             if output.tokens.shape[1] != self.omni.model.config.feature_dims["image"]:
@@ -226,7 +227,7 @@ class OmniModelNode(Node):
         if self._latest_features is None:
             self.get_logger().info(f"receiving image features on {self.image_features_topic} "
                                    f"({msg.frontend}, {msg.num_tokens} tokens of {msg.feature_dim})")
-        self._latest_features = (ModalityInput({"image": output}, size), time.monotonic())
+        self._latest_features = (self._modality_input({"image": output}, size), time.monotonic())
 
     def _on_text(self, msg: String) -> None:
         text = msg.data.strip()
@@ -320,7 +321,7 @@ class OmniModelNode(Node):
             item = self.omni.encode(audio=audio)
             self._add_image(item, uid)
             result = self._omni_predict(item, uid).result
-            # Only a complete, confident result goes out before the transcript; "go to the garage" (no
+            # Only a complete, confident result goes out before the transcript. "go to the garage" (no
             # known place) waits for it, so that the planner's rejection can quote the transcript.
             confident = self.omni.is_complete(result) and result.confidence >= self.omni_min_confidence
             if confident:
@@ -384,8 +385,7 @@ class OmniModelNode(Node):
         if "image" not in item.features:
             result.detail = "no fresh camera view to describe"
             return
-        from omni_agent.model.runtime import ModalityInput
-        view = ModalityInput({"image": item.features["image"]}, item.image_size)
+        view = self._modality_input({"image": item.features["image"]}, item.image_size)
         result.detail = self.omni.describe(features=view)
 
     def _run_text(self, text: str, uid: str) -> None:
@@ -395,7 +395,6 @@ class OmniModelNode(Node):
                 self._add_image(item, uid)
                 result = self._omni_predict(item, uid).result
                 result.transcript = text
-                from omni_agent.model.vocabulary import has_cjk
                 result.language = "zh" if has_cjk(text) else "en"
                 self._answer_question(result, item)
                 self._publish_result(result, None)
