@@ -6,7 +6,10 @@ Metrics:
   language, from audio alone, as the model node serves it;
 - retrieval R@1 / R@5 audio <-> text and image region <-> object text;
 - grounding accuracy: the region the model picks for "bring me the X" shows X;
-- DAR attention share on the named object's region, and fusion weights.
+- DAR attention share on the named object's region, and fusion weights;
+- the streaming threshold: for each confidence threshold, the share of
+  utterances whose audio-only result would go out before the transcript, and
+  how often those early results are right (`early_result_report`).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import torch
 from omni_agent.model.dataset import GROUNDED_ACTIONS, Batch, OmniData
 from omni_agent.model.labels import TaskLabel, motion_of
 from omni_agent.model.omni import OmniModel, OmniOutput
+from omni_agent.model.runtime import OmniRuntime, is_complete, result_from_slots
 
 BATCH = 64
 
@@ -87,6 +91,42 @@ def _scores_by_language(prefix: str, rows: Sequence[dict], predicted: Sequence[T
     for row, label in zip(rows, predicted):
         by_language[row["language"]].append((label, TaskLabel(**row["label"])))
     return {f"{prefix}/{language}": understanding_scores(pairs) for language, pairs in sorted(by_language.items())}
+
+
+EARLY_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def early_result_report(model: OmniModel, data: OmniData, clips: Sequence[int],
+                        thresholds: Sequence[float] = EARLY_THRESHOLDS) -> Dict[str, Dict]:
+    """Score the model node's early result (audio alone, before the transcript) per threshold.
+
+    The node sends the audio-only result at once when it is complete and its
+    confidence reaches omni_min_confidence; otherwise it waits for the
+    transcript. For each threshold this gives the share of clips sent early
+    ("coverage") and the exact match with motion of those ("precision").
+    """
+    model.eval()
+    rows = []
+    for start in range(0, len(clips), BATCH):
+        chunk = clips[start:start + BATCH]
+        output = _forward(model, data.language_task("audio", chunk))
+        slots = {slot: classes for slot, classes in model.config.labels.items()
+                 if slot in TaskLabel.__dataclass_fields__}
+        probabilities = {slot: torch.softmax(output.logits[slot].float(), -1) for slot in slots}
+        for row, clip in enumerate(chunk):
+            chosen = {slot: int(probabilities[slot][row].argmax()) for slot in slots}
+            label = TaskLabel(**{slot: slots[slot][chosen[slot]] for slot in slots})
+            confidence = {slot: float(probabilities[slot][row, chosen[slot]]) for slot in slots}
+            result = result_from_slots(label, confidence)
+            target = TaskLabel(**data.audio_rows[clip]["label"])
+            rows.append((is_complete(result), result.confidence,
+                         command_match(label, target) and motion_match(label, target)))
+    report = {}
+    for threshold in thresholds:
+        early = [right for complete, confidence, right in rows if complete and confidence >= threshold]
+        report[f"{threshold:.2f}"] = {"n": len(rows), "coverage": len(early) / max(len(rows), 1),
+                                      "precision": float(np.mean(early)) if early else None}
+    return report
 
 
 def recall_at(similarity: np.ndarray, relevant: np.ndarray, ks=(1, 5)) -> Dict[str, float]:
@@ -231,45 +271,86 @@ def evaluate(model: OmniModel, data: OmniData) -> Dict:
         "retrieval_imagenet_heldout": prototype_retrieval(model, data),
         "grounding": grounding_report(model, data, heldout),
         "fusion": fusion_report(model, data, heldout[:512]),
+        "early_result": {split: early_result_report(model, data, data.clips[split])
+                         for split in ("heldout_voice", "heldout_phrasing", "real")},
         "parameters": model.parameter_counts(),
     }
 
 
-def parser_baseline(data: OmniData, clips: Sequence[int], english_model: str = "tiny.en",
-                    mandarin_model: str = "base") -> Dict[str, Dict]:
-    """Score the transcribe-then-parse path (Whisper, then the command parser) on the same clips.
+def transcribe_clips(data: OmniData, clips: Sequence[int], english_model: str = "tiny.en",
+                     mandarin_model: str = "base") -> Dict[int, object]:
+    """Whisper transcriptions of the clips, as the model node makes them: {clip: Transcription}.
 
     English clips use english_model (the model node's default), Mandarin
     clips mandarin_model with language "zh".
     """
     from omni_agent.audio.asr import WhisperTranscriber
-    from omni_agent.model.command_parser import CommandParser
-    from omni_agent.model.labels import label_from_result
     from omni_agent.model.speech_data import read_wav
-    from omni_agent.model.vocabulary import load_vocabulary
 
-    parser = CommandParser(load_vocabulary())
-    transcribers = {}
-    by_key = defaultdict(list)
-    seconds = []
+    transcribers, transcriptions = {}, {}
     for clip in clips:
-        row = data.audio_rows[clip]
-        language = row["language"]
+        language = data.audio_rows[clip]["language"]
         if language not in transcribers:
             transcribers[language] = WhisperTranscriber(english_model if language == "en" else mandarin_model,
                                                         language)
-        path = row["wav"]
-        samples = (np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0 if path.endswith(".raw")
-                   else read_wav(path))
-        transcription = transcribers[language].transcribe(samples)
-        seconds.append(transcription.processing_time_s)
+        transcriptions[clip] = transcribers[language].transcribe(read_wav(data.audio_rows[clip]["wav"]))
+    return transcriptions
+
+
+def parser_baseline(data: OmniData, clips: Sequence[int], transcriptions: Dict[int, object]) -> Dict[str, Dict]:
+    """Score the transcribe-then-parse path (Whisper, then the command parser) on the same clips."""
+    from omni_agent.model.command_parser import CommandParser
+    from omni_agent.model.labels import label_from_result
+    from omni_agent.model.vocabulary import load_vocabulary
+
+    parser = CommandParser(load_vocabulary())
+    by_key = defaultdict(list)
+    for clip in clips:
+        row, transcription = data.audio_rows[clip], transcriptions[clip]
+        predicted = TaskLabel()
         if transcription.accepted:
-            predicted = label_from_result(parser.parse(transcription.text, language))
+            predicted = label_from_result(parser.parse(transcription.text, row["language"]))
+        by_key[f"{data.clip_split[clip]}/{row['language']}"].append((predicted, TaskLabel(**row["label"])))
+    report = {key: understanding_scores(pairs) for key, pairs in sorted(by_key.items())}
+    seconds = [transcriptions[clip].processing_time_s for clip in clips]
+    report["transcribe_seconds_median"] = float(np.median(seconds)) if seconds else None
+    return report
+
+
+def node_decision_report(runtime, data: OmniData, clips: Sequence[int], transcriptions: Dict[int, object],
+                         min_confidence: float, planner_min_confidence: float = 0.25) -> Dict[str, Dict]:
+    """Score the model node's whole Omni decision rule on the clips (the parser baseline's sample).
+
+    As in omni_model_node: the audio-only result counts when it is complete
+    and at least min_confidence sure. Otherwise the node waits for the
+    transcript: one that Whisper rejects makes no command, and an accepted
+    one is added as the text modality and the model decides again. A final
+    result below planner_min_confidence counts as no command, as
+    planner_node rejects it. runtime is an OmniRuntime.
+    """
+    from omni_agent.model.speech_data import read_wav
+
+    by_key, early = defaultdict(list), defaultdict(int)
+    for clip in clips:
+        row, transcription = data.audio_rows[clip], transcriptions[clip]
+        key = f"{data.clip_split[clip]}/{row['language']}"
+        item = runtime.encode(audio=read_wav(row["wav"]))
+        prediction = runtime.predict_batch([item])[0]
+        if runtime.is_complete(prediction.result) and prediction.result.confidence >= min_confidence:
+            early[key] += 1
+            predicted = prediction.label
         else:
             predicted = TaskLabel()
-        by_key[f"{data.clip_split[clip]}/{language}"].append((predicted, TaskLabel(**row["label"])))
-    report = {key: understanding_scores(pairs) for key, pairs in sorted(by_key.items())}
-    report["transcribe_seconds_median"] = float(np.median(seconds)) if seconds else None
+            if transcription.accepted:
+                item.features["text"] = runtime.encode(text=transcription.text).features["text"]
+                prediction = runtime.predict_batch([item])[0]
+                if prediction.result.confidence >= planner_min_confidence:
+                    predicted = prediction.label
+        by_key[key].append((predicted, TaskLabel(**row["label"])))
+    report = {"min_confidence": min_confidence, "text_int8": runtime.text_int8}
+    for key, pairs in sorted(by_key.items()):
+        report[key] = understanding_scores(pairs)
+        report[key]["decided_from_audio_alone"] = early[key] / len(pairs)
     return report
 
 
@@ -300,6 +381,8 @@ def main(argv=None) -> int:
                    help="also score Whisper + command parser on up to N clips per split and language")
     p.add_argument("--quantisation", type=int, default=0, metavar="N",
                    help="also compare INT8 vs float32 text on N held-out instructions and bf16 vs float32 images")
+    p.add_argument("--min-confidence", type=float, nargs="+", default=[0.6, 0.8, 0.9], metavar="P",
+                   help="omni_min_confidence values of the node's decision rule to score with --parser-baseline")
     p.add_argument("--out", help="write the report as JSON here")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -310,7 +393,14 @@ def main(argv=None) -> int:
     if args.parser_baseline:
         clips = sample_clips(data, args.parser_baseline)
         report["omni_on_parser_sample"] = understanding_on(model, data, clips)
-        report["parser_baseline"] = parser_baseline(data, clips)
+        transcriptions = transcribe_clips(data, clips)
+        report["parser_baseline"] = parser_baseline(data, clips, transcriptions)
+        report["node_decision"] = {}
+        for text_int8 in (True, False):
+            runtime = OmniRuntime(args.checkpoint, text_int8=text_int8, load_image=False)
+            for threshold in args.min_confidence:
+                name = f"min_confidence {threshold:.2f}, text {'int8' if text_int8 else 'float32'}"
+                report["node_decision"][name] = node_decision_report(runtime, data, clips, transcriptions, threshold)
     if args.quantisation:
         report["quantisation"] = quantisation_report(args.checkpoint, args.quantisation)
     text = json.dumps(report, indent=1, ensure_ascii=False)

@@ -209,29 +209,12 @@ class OmniRuntime:
 
     def to_result(self, label: TaskLabel, confidence: Dict[str, float], utterance_id: str = "") -> CommandResult:
         """Convert task slots into the CommandResult the planner takes."""
-        action = label.action
-        result = CommandResult(action=action, source=SOURCE_NAME, utterance_id=utterance_id, language="")
-        if action in (ACTION_BRING, ACTION_PICK, ACTION_PLACE) and label.object != NONE:
-            result.object_label = label.object
-        if action in (ACTION_NAVIGATE, ACTION_BRING, ACTION_PICK, ACTION_PLACE) and label.place != NONE:
-            result.place = label.place
-        if action == ACTION_MOVE:
-            result.forward_m, result.left_m, result.turn_rad = motion_of(label.direction, label.amount)
-            if label.direction == NONE:
-                result.action = ACTION_UNKNOWN     # a move without a direction is not executable
-        result.confidence = float(math.prod(confidence[s] for s in _USED_SLOTS.get(action, ("action",))))
-        return result
+        return result_from_slots(label, confidence, utterance_id)
 
     @staticmethod
     def is_complete(result: CommandResult) -> bool:
-        """Return True when the result names everything its action needs (a place to go, an object to bring)."""
-        if result.action == ACTION_NAVIGATE or result.action == ACTION_PLACE:
-            return bool(result.place)
-        if result.action in (ACTION_BRING, ACTION_PICK):
-            return bool(result.object_label)
-        if result.action == ACTION_MOVE:
-            return bool(result.forward_m or result.left_m or result.turn_rad)
-        return result.action != ACTION_UNKNOWN
+        """Return True when the result names everything its action needs (see is_complete)."""
+        return is_complete(result)
 
     def understand(self, audio: Optional[np.ndarray] = None, text: Optional[str] = None,
                    image: Optional[np.ndarray] = None, image_boxes: Optional[np.ndarray] = None,
@@ -274,3 +257,33 @@ class OmniRuntime:
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
         return f"I see {listed}."
 
+
+def result_from_slots(label: TaskLabel, confidence: Dict[str, float], utterance_id: str = "") -> CommandResult:
+    """Convert task slots into the CommandResult the planner takes.
+
+    The confidence is the product of the probabilities of the slots the
+    action uses (action and place for navigate, direction and amount for a move).
+    """
+    action = label.action
+    result = CommandResult(action=action, source=SOURCE_NAME, utterance_id=utterance_id, language="")
+    if action in (ACTION_BRING, ACTION_PICK, ACTION_PLACE) and label.object != NONE:
+        result.object_label = label.object
+    if action in (ACTION_NAVIGATE, ACTION_BRING, ACTION_PICK, ACTION_PLACE) and label.place != NONE:
+        result.place = label.place
+    if action == ACTION_MOVE:
+        result.forward_m, result.left_m, result.turn_rad = motion_of(label.direction, label.amount)
+        if label.direction == NONE:
+            result.action = ACTION_UNKNOWN     # a move without a direction is not executable
+    result.confidence = float(math.prod(confidence[s] for s in _USED_SLOTS.get(action, ("action",))))
+    return result
+
+
+def is_complete(result: CommandResult) -> bool:
+    """Return True when the result names everything its action needs (a place to go, an object to bring)."""
+    if result.action == ACTION_NAVIGATE or result.action == ACTION_PLACE:
+        return bool(result.place)
+    if result.action in (ACTION_BRING, ACTION_PICK):
+        return bool(result.object_label)
+    if result.action == ACTION_MOVE:
+        return bool(result.forward_m or result.left_m or result.turn_rad)
+    return result.action != ACTION_UNKNOWN
