@@ -1,14 +1,17 @@
 """Build the Omni training data and its front-end feature cache (`omni-agent train --prepare-only`).
 
 Steps, each skipped when its output already exists for the same settings:
-1. instructions in English and Mandarin from templates (instructions.py);
+1. instructions in English and Mandarin from templates (instructions.py), and
+   non-command chatter such as numbers and card names (chatter.py);
 2. speech for them from several voices with augmentation (speech_data.py),
-   plus the real recordings of pocketsphinx-testdata;
+   the chatter in a speech set of its own, plus the real recordings of
+   pocketsphinx-testdata;
 3. audio features (Whisper encoder, unpadded), text features (MiniLM) and image
    features (EfficientNet-Lite0 over object boxes and a grid) into TokenStores.
 """
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 import time
@@ -27,6 +30,12 @@ LOG = logging.getLogger("omni_agent.prepare")
 DEFAULT_FRONTEND_OPTIONS = {"audio": {"model": "base", "pool": 4}}
 #: Grid boxes added to every image as regions that show no particular object.
 GRID = 2
+#: Version of the data recipe. A feature cache built by another version has its audio and text
+#: features built again (version 2 added the chatter).
+DATA_VERSION = 2
+#: Size of the chatter speech set (numbers, card names, dates; all "unknown") per main clip:
+#: 700 chatter clips beside the default 6000.
+CHATTER_SHARE = 0.117
 
 
 def object_prompts(vocabulary) -> List[dict]:
@@ -57,12 +66,15 @@ def imagenet_class_names() -> List[str]:
 
 def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 6000, scenes: int = 240,
                  frontend_options: Optional[Dict[str, dict]] = None, max_instructions: Optional[int] = None,
-                 imagenet_classes: int = 1000) -> pathlib.Path:
+                 imagenet_classes: int = 1000, chatter_clips: Optional[int] = None) -> pathlib.Path:
     """Build everything under data_dir and return the feature folder.
 
     max_instructions and imagenet_classes cut the data down for quick checks
     (every n-th instruction, the first classes); the defaults build the full set.
+    chatter_clips is the size of the non-command speech set (0 leaves it
+    out; None is CHATTER_SHARE of max_clips).
     """
+    from omni_agent.model.chatter import generate_chatter
     from omni_agent.model.frontends import create_frontend
     from omni_agent.model.image_data import real_photos, render_sim_scenes
     from omni_agent.model.instructions import generate_instructions
@@ -76,11 +88,20 @@ def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 6000, s
     vocabulary = load_vocabulary()
     started = time.perf_counter()
 
+    _drop_outdated_features(features_dir)
+    if chatter_clips is None:
+        chatter_clips = max(1, round(CHATTER_SHARE * max_clips))
     instructions = generate_instructions(seed=seed)
+    chatter = generate_chatter(seed=seed)
     if max_instructions is not None and len(instructions) > max_instructions:
         instructions = instructions[::len(instructions) // max_instructions + 1]
+        chatter = chatter[::len(chatter) // max(max_instructions // 10, 1) + 1]
     manifest_path = build_speech_set(instructions, data_dir / "speech", max_clips=max_clips, seed=seed)
     clips = load_manifest(manifest_path)
+    if chatter_clips > 0:
+        clips += load_manifest(build_speech_set(chatter, data_dir / "speech_chatter", max_clips=chatter_clips,
+                                                seed=seed))
+    instructions = instructions + chatter
     LOG.info("%d instructions, %d speech clips (%.0f s so far)", len(instructions), len(clips),
              time.perf_counter() - started)
 
@@ -165,7 +186,22 @@ def prepare_data(data_dir: pathlib.Path, seed: int = 0, max_clips: int = 6000, s
         write_jsonl(features_dir / "proto.jsonl", [{"class": i, "name": name, "split": "test" if i % 5 == 0 else "train"}
                                                    for i, name in enumerate(names)])
 
-    write_meta(features_dir, {"seed": seed, "max_clips": max_clips, "scenes": scenes,
+    write_meta(features_dir, {"data_version": DATA_VERSION, "seed": seed, "max_clips": max_clips,
+                              "chatter_clips": chatter_clips, "scenes": scenes,
                               "frontend_options": options, "frontends": {"audio": "whisper:" + options.get(
                                   "audio", {}).get("model", "base"), "text": "minilm", "image": "efficientnet_lite0"}, "seconds": round(time.perf_counter() - started, 1)})
     return features_dir
+
+
+def _drop_outdated_features(features_dir: pathlib.Path) -> None:
+    """Delete the audio and text features of a cache built by another DATA_VERSION, so they are rebuilt."""
+    meta_path = features_dir / "meta.json"
+    if not meta_path.is_file():
+        return
+    version = json.loads(meta_path.read_text()).get("data_version", 1)
+    if version == DATA_VERSION:
+        return
+    LOG.info("feature cache %s is data version %s, this is %s: building audio and text features again",
+             features_dir, version, DATA_VERSION)
+    for name in ("audio.npz", "audio.jsonl", "text.npz", "text.jsonl"):
+        (features_dir / name).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import wave
 import numpy as np
 import pytest
 
+from omni_agent.model.chatter import HELDOUT_KINDS, chinese_number, english_number, generate_chatter
 from omni_agent.model.image_data import MIN_OBJECT_PIXELS, real_photos, render_sim_scenes
 from omni_agent.model.instructions import (
     LANGUAGES, TEMPLATES, generate_instructions, heldout_template_ids,
@@ -181,6 +182,56 @@ def _assert_speech(samples, min_s, max_s):
     margin = int(0.8 * TRIM_MARGIN_S * SAMPLE_RATE_HZ)
     assert float(np.max(np.abs(samples[:margin]))) < 0.01      # trimmed: silence, then speech
     assert float(np.max(np.abs(samples[-margin:]))) < 0.01
+
+
+# --- chatter (non-commands) -------------------------------------------------------------
+
+@pytest.mark.parametrize("value, english, chinese", [
+    (0, "zero", "零"), (7, "seven", "七"), (10, "ten", "十"), (15, "fifteen", "十五"), (40, "forty", "四十"),
+    (99, "ninety nine", "九十九"), (105, "one hundred five", "一百零五"), (300, "three hundred", "三百"),
+    (692, "six hundred ninety two", "六百九十二"),
+])
+def test_numbers_in_words(value, english, chinese):
+    assert english_number(value) == english
+    assert chinese_number(value) == chinese
+
+
+@pytest.mark.parametrize("function", [english_number, chinese_number])
+def test_numbers_out_of_range_are_rejected(function):
+    with pytest.raises(ValueError, match="1000|999"):
+        function(1000)
+
+
+def test_chatter_is_unknown_and_reproducible():
+    chatter = generate_chatter(seed=0)
+
+    assert chatter == generate_chatter(seed=0)
+    assert [i.text for i in chatter] != [i.text for i in generate_chatter(seed=1)]
+    assert {i.label for i in chatter} == {TaskLabel("unknown")}
+    assert {i.language for i in chatter} == {"en", "zh"}
+    assert all(i.template.startswith(f"{i.language}.chatter.") for i in chatter)
+
+
+def test_chatter_holds_out_whole_kinds():
+    chatter = generate_chatter(seed=0)
+
+    for instruction in chatter:
+        kind = instruction.template.rsplit(".", 1)[1]
+        assert (instruction.split == "heldout") == (kind in HELDOUT_KINDS[instruction.language])
+    assert {i.split for i in chatter} == {"train", "heldout"}
+
+
+def test_chatter_never_repeats_a_command(instructions):
+    commands = {(i.language, i.text) for i in instructions if i.label.action != "unknown"}
+
+    assert not [i.text for i in generate_chatter(seed=0) if (i.language, i.text) in commands]
+
+
+def test_chatter_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="per_kind"):
+        generate_chatter(per_kind=0)
+    with pytest.raises(ValueError, match="fr"):
+        generate_chatter(languages=("fr",))
 
 
 @pytest.mark.parametrize("voice_name, text, language", [

@@ -20,7 +20,7 @@ def small_data(tmp_path_factory):
     """Real speech (Piper and espeak-ng), real recordings, sim renders and photos, cut down."""
     from omni_agent.model.prepare import prepare_data
     folder = tmp_path_factory.mktemp("omni_data")
-    prepare_data(folder, seed=0, max_clips=24, scenes=8, max_instructions=120, imagenet_classes=40)
+    prepare_data(folder, seed=0, max_clips=40, scenes=8, max_instructions=120, imagenet_classes=40)
     return folder
 
 
@@ -29,6 +29,7 @@ def test_prepared_data_parts(small_data):
     assert data.clips["train"], "no training clips"
     assert data.clips["real"], "the pocketsphinx recordings are missing"
     assert any(data.audio_rows[c]["text"] == "go forward ten meters" for c in data.clips["real"])
+    assert any(".chatter." in data.audio_rows[c]["template"] for c in data.clips["train"]), "no chatter clips"
     assert data.texts["train"] and data.object_prompts
     assert data.object_regions["train"], "no labelled object regions in the sim renders"
     assert len(data.protos["train"]) + len(data.protos["test"]) == 40
@@ -38,7 +39,7 @@ def test_prepared_data_parts(small_data):
 @pytest.mark.parametrize("schedule", ["progressive", "end_to_end"])
 def test_training_schedule_saves_checkpoint(small_data, tmp_path, schedule):
     config = TrainConfig(data_dir=str(small_data), out=str(tmp_path / "ckpt"), schedule=schedule,
-                         stage_steps=[3, 3, 3], batch_size=8, eval_every=3, bf16=schedule == "end_to_end",
+                         stage_steps=[3, 3, 3], batch_size=16, eval_every=3, bf16=schedule == "end_to_end",
                          gradient_checkpointing=True)
     summary = train(config)
     expected = ["1-unimodal", "2-alignment", "3-joint"] if schedule == "progressive" else ["end_to_end"]
