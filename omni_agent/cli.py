@@ -21,6 +21,8 @@ import sys
 import time
 from typing import List, Optional
 
+from omni_agent.model.result import DEFAULT_MIN_CONFIDENCE, sure_from_audio
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     understand.add_argument("--understanding", choices=("omni", "command_parser"), default="omni",
                             help="omni (the Omni model, default) or command_parser (rules on the transcript)")
     understand.add_argument("--checkpoint", metavar="DIR", help="Omni checkpoint folder (default: the packaged one)")
+    understand.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
+                            help="audio-only Omni results below this confidence are decided again from audio + "
+                                 f"transcript, as in the model node (default {DEFAULT_MIN_CONFIDENCE})")
     understand.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
     understand.add_argument("--places", metavar="FILE", help="places YAML (default config/places.yaml)")
     understand.add_argument("--all", action="store_true", help="every utterance in the file, not only the first")
@@ -165,6 +170,9 @@ def understand(args) -> int:
     understander = UtteranceUnderstander(WhisperTranscriber(args.model, args.language), vocabulary)
     omni = None
     if args.understanding == "omni":
+        if not 0.0 <= args.min_confidence <= 1.0:
+            raise ValueError(f"--min-confidence {args.min_confidence} is outside 0..1; use for example "
+                             f"{DEFAULT_MIN_CONFIDENCE}")
         from omni_agent.model.runtime import OmniRuntime
         omni = OmniRuntime(args.checkpoint, vocabulary, load_image=image is not None)
     outputs = []
@@ -174,14 +182,28 @@ def understand(args) -> int:
             done = understander.understand_audio(event.audio, uid, image)
             outputs.append(_understanding_record(args, event, done, vad_s, image))
             continue
-        prediction = omni.understand(audio=event.audio, image=image, utterance_id=uid)
+        # The model node's rule: the audio-only result when it is sure, else audio + transcript.
+        started = time.perf_counter()
+        item = omni.encode(audio=event.audio, image=image)
+        prediction = omni.predict_batch([item], [uid])[0]
         transcription = understander.transcriber.transcribe(event.audio)
-        done = Understanding(transcription, prediction.result, sum(prediction.timings_ms.values()) / 1000)
+        decided_from, result = "audio", prediction.result
+        if not sure_from_audio(result, args.min_confidence):
+            decided_from, result = "audio + transcript", None
+            if transcription.accepted:
+                item.features["text"] = omni.encode(text=transcription.text).features["text"]
+                prediction = omni.predict_batch([item], [uid])[0]
+                result = prediction.result
+        if result is not None:
+            result.transcript, result.language = transcription.text, transcription.language or result.language
+        understanding_s = time.perf_counter() - started - transcription.processing_time_s
+        done = Understanding(transcription, result, understanding_s)
         record = _understanding_record(args, event, done, vad_s, image)
-        record["omni"] = {"slot_confidence": {k: round(v, 3) for k, v in prediction.slot_confidence.items()},
+        record["omni"] = {"decided_from": decided_from,
+                          "slot_confidence": {k: round(v, 3) for k, v in prediction.slot_confidence.items()},
                           "fusion_weights": prediction.importance, "routing": prediction.routing,
                           "grounding": prediction.grounding, "timings_ms": prediction.timings_ms}
-        if prediction.result.action == "describe" and image is not None:
+        if result is not None and result.action == "describe" and image is not None:
             record["result"]["explanation"] = omni.describe(image)
         outputs.append(record)
     if args.json:

@@ -23,7 +23,8 @@ import torch
 from omni_agent.model.dataset import GROUNDED_ACTIONS, Batch, OmniData
 from omni_agent.model.labels import TaskLabel, motion_of
 from omni_agent.model.omni import OmniModel, OmniOutput
-from omni_agent.model.runtime import OmniRuntime, is_complete, result_from_slots
+from omni_agent.model.result import DEFAULT_MIN_CONFIDENCE, is_complete, sure_from_audio
+from omni_agent.model.runtime import OmniRuntime, result_from_slots
 
 BATCH = 64
 
@@ -336,7 +337,7 @@ def node_decision_report(runtime, data: OmniData, clips: Sequence[int], transcri
         key = f"{data.clip_split[clip]}/{row['language']}"
         item = runtime.encode(audio=read_wav(row["wav"]))
         prediction = runtime.predict_batch([item])[0]
-        if runtime.is_complete(prediction.result) and prediction.result.confidence >= min_confidence:
+        if sure_from_audio(prediction.result, min_confidence):
             early[key] += 1
             predicted = prediction.label
         else:
@@ -381,7 +382,8 @@ def main(argv=None) -> int:
                    help="also score Whisper + command parser on up to N clips per split and language")
     p.add_argument("--quantisation", type=int, default=0, metavar="N",
                    help="also compare INT8 vs float32 text on N held-out instructions and bf16 vs float32 images")
-    p.add_argument("--min-confidence", type=float, nargs="+", default=[0.6, 0.8, 0.9], metavar="P",
+    p.add_argument("--min-confidence", type=float, nargs="+", default=[0.6, 0.8, DEFAULT_MIN_CONFIDENCE, 0.9],
+                   metavar="P",
                    help="omni_min_confidence values of the node's decision rule to score with --parser-baseline")
     p.add_argument("--out", help="write the report as JSON here")
     p.add_argument("--threads", type=int, default=2)

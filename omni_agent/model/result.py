@@ -47,3 +47,28 @@ class CommandResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Confidence from audio alone at which a complete Omni result is sent before the transcript.
+#: It is the model node's omni_min_confidence; docs/model.md ("Serving") has the measurements.
+DEFAULT_MIN_CONFIDENCE = 0.85
+
+
+def is_complete(result: CommandResult) -> bool:
+    """Return True when the result names everything its action needs (a place to go, an object to bring)."""
+    if result.action in (ACTION_NAVIGATE, ACTION_PLACE):
+        return bool(result.place)
+    if result.action in (ACTION_BRING, ACTION_PICK):
+        return bool(result.object_label)
+    if result.action == ACTION_MOVE:
+        return bool(result.forward_m or result.left_m or result.turn_rad)
+    return result.action != ACTION_UNKNOWN
+
+
+def sure_from_audio(result: CommandResult, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> bool:
+    """Return True when an audio-only result may be sent without waiting for the transcript.
+
+    It must be complete and at least min_confidence sure; any other result is
+    decided again from audio + transcript.
+    """
+    return is_complete(result) and result.confidence >= min_confidence

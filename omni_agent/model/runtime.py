@@ -27,7 +27,7 @@ from omni_agent.model.checkpoint import PACKAGED_CHECKPOINT, load_checkpoint
 from omni_agent.model.labels import NONE, TaskLabel, motion_of
 from omni_agent.model.omni import OmniModel, OmniOutput, pad_tokens
 from omni_agent.model.result import (ACTION_BRING, ACTION_MOVE, ACTION_NAVIGATE, ACTION_PICK, ACTION_PLACE,
-                                     ACTION_UNKNOWN, CommandResult)
+                                     ACTION_UNKNOWN, CommandResult, is_complete)
 
 LOG = logging.getLogger("omni_agent.runtime")
 # torch 2.13 marks torch.ao dynamic quantisation as deprecated and warns on every quantised call;
@@ -276,14 +276,3 @@ def result_from_slots(label: TaskLabel, confidence: Dict[str, float], utterance_
             result.action = ACTION_UNKNOWN     # a move without a direction is not executable
     result.confidence = float(math.prod(confidence[s] for s in _USED_SLOTS.get(action, ("action",))))
     return result
-
-
-def is_complete(result: CommandResult) -> bool:
-    """Return True when the result names everything its action needs (a place to go, an object to bring)."""
-    if result.action == ACTION_NAVIGATE or result.action == ACTION_PLACE:
-        return bool(result.place)
-    if result.action in (ACTION_BRING, ACTION_PICK):
-        return bool(result.object_label)
-    if result.action == ACTION_MOVE:
-        return bool(result.forward_m or result.left_m or result.turn_rad)
-    return result.action != ACTION_UNKNOWN

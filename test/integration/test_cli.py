@@ -42,8 +42,21 @@ def test_understand_prints_json_result():
     assert record["result"]["action"] == "move"
     assert record["result"]["forward_m"] == pytest.approx(10.0)
     assert record["result"]["source"] == "omni_model"
-    assert record["omni"]["fusion_weights"] == {"audio": 1.0}
+    modalities = {"audio": {"audio"}, "audio + transcript": {"audio", "text"}}[record["omni"]["decided_from"]]
+    assert set(record["omni"]["fusion_weights"]) == modalities
     assert set(record["omni"]["slot_confidence"]) >= {"action", "object", "place", "direction", "amount"}
+
+
+def test_understand_decides_again_with_the_transcript():
+    """No audio-only result is sure enough at --min-confidence 1, so the transcript joins the decision."""
+    completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")), "--json",
+                           "--min-confidence", "1")
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(completed.stdout)
+    assert record["omni"]["decided_from"] == "audio + transcript"
+    assert set(record["omni"]["fusion_weights"]) == {"audio", "text"}
+    assert record["result"]["forward_m"] == pytest.approx(10.0)
+    assert "forward" in record["result"]["transcript"].lower()
 
 
 def test_understand_with_the_command_parser():
