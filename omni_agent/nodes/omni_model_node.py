@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import List, Optional, Set
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -35,7 +35,7 @@ from omni_agent.audio.vad import SileroVad, SpeechSegmenter, VadConfig
 from omni_agent.model.batching import DynamicBatcher
 from omni_agent.model.checkpoint import CheckpointError
 from omni_agent.model.command_parser import describe
-from omni_agent.model.result import ACTION_DESCRIBE, ACTION_UNKNOWN
+from omni_agent.model.result import ACTION_DESCRIBE, ACTION_UNKNOWN, DEFAULT_MIN_CONFIDENCE, sure_from_audio
 from omni_agent.model.understanding import UtteranceUnderstander
 from omni_agent.model.vocabulary import has_cjk, load_vocabulary
 from omni_agent.msg import AgentStatus, AudioChunk, ImageFeatures, ModelResult, Transcript
@@ -74,16 +74,14 @@ class OmniModelNode(Node):
         self.max_frame_age_s = p("max_frame_age_s", 1.0, "Camera frames older than this are stale and ignored [s]")
         places_file = p("places_file", "", "YAML file of named places; empty = the package's config/places.yaml")
         vocabulary_file = p("vocabulary_file", "", "YAML file of known objects; empty = config/vocabulary.yaml")
-        # NOTE: the command parser stays the default: the Omni model, trained on synthetic speech only,
-        # turned the real "go forward ten meters" into a 10 m move backwards once when played through a
-        # PulseAudio microphone (see docs/model.md).
-        backend = p("understanding_model", "command_parser",
-                    "Model that turns an utterance into a result: 'command_parser' (rules on the Whisper "
-                    "transcript) or 'omni' (the Omni model, result from the audio features before the transcript)")
+        backend = p("understanding_model", "omni",
+                    "Model that turns an utterance into a result: 'omni' (the Omni model, result from the "
+                    "audio features before the transcript when it is sure) or 'command_parser' (rules on "
+                    "the Whisper transcript)")
         checkpoint = p("omni_checkpoint", "", "Omni checkpoint folder; empty = the checkpoint in the package")
-        self.omni_min_confidence = p("omni_min_confidence", 0.6,
-                                     "Omni results below this confidence (0..1) wait for the transcript and are "
-                                     "computed again from audio + text")
+        self.omni_min_confidence = p("omni_min_confidence", DEFAULT_MIN_CONFIDENCE,
+                                     "Omni results from audio alone below this confidence (0..1) wait for the "
+                                     "transcript and are computed again from audio + text")
         text_int8 = p("omni_text_int8", True, "Run the Omni text path in INT8 (dynamic quantisation)")
         image_precision = p("omni_image_precision", "float32",
                             "Precision of the in-node image front-end: 'float32' or 'bfloat16'")
@@ -94,6 +92,9 @@ class OmniModelNode(Node):
         batch_wait_ms = p("batch_max_wait_ms", 2.0, "Longest wait for more requests before a batch runs [ms]")
         if backend not in ("omni", "command_parser"):
             raise ValueError(f"understanding_model {backend!r} is not known; use 'omni' or 'command_parser'")
+        if not 0.0 <= self.omni_min_confidence <= 1.0:
+            raise ValueError(f"omni_min_confidence {self.omni_min_confidence!r} is outside 0..1; use for example "
+                             f"{DEFAULT_MIN_CONFIDENCE} (1.0 makes every result wait for the transcript)")
         if image_precision not in ("float32", "bfloat16"):
             raise ValueError(f"omni_image_precision {image_precision!r}; use 'float32' or 'bfloat16'")
 
@@ -136,6 +137,10 @@ class OmniModelNode(Node):
         self._pending = 0
         self._lock = threading.Lock()
         self._utterance_count = 0
+        # Omni utterances whose result or final status is not out yet. A sure result from audio
+        # alone goes out early only when no earlier utterance is in here, so results keep the
+        # order in which they were spoken (the planner lets the newest command win).
+        self._undecided: Set[str] = set()
         self._last_partial_s = 0.0
         self._latest_frame = None            # (msg, receive time [monotonic s])
         self._latest_features = None         # (ModalityInput, receive time [monotonic s])
@@ -244,6 +249,8 @@ class OmniModelNode(Node):
         self.get_logger().info(
             f"[{uid}] end of speech ({audio.size / MODEL_SAMPLE_RATE_HZ:.2f} s, closed by {reason})")
         if self.omni is not None:
+            with self._lock:
+                self._undecided.add(uid)
             self._enqueue(self._run_omni, audio, uid, time.monotonic(), worker=self._omni_worker)
         else:
             self._enqueue(self._run_final, audio, uid, time.monotonic())
@@ -323,13 +330,21 @@ class OmniModelNode(Node):
             result = self._omni_predict(item, uid).result
             # Only a complete, confident result goes out before the transcript. "go to the garage" (no
             # known place) waits for it, so that the planner's rejection can quote the transcript.
-            confident = self.omni.is_complete(result) and result.confidence >= self.omni_min_confidence
+            confident = sure_from_audio(result, self.omni_min_confidence)
+            earlier = self._earlier_undecided(uid)
+            if confident and earlier:
+                # Going out now would overtake an earlier command that waits for its transcript.
+                self.get_logger().info(f"[{uid}] sure from audio features, but waits for {', '.join(earlier)} "
+                                       "to keep the spoken order")
+                confident = False
             if confident:
                 self._answer_question(result, item)
                 self._publish_result(result, time.monotonic() - speech_end_s, "from audio features")
+                self._decided(uid)
         except Exception as error:
             self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
             self._publish_status(uid, AgentStatus.FAILED, f"model failed on this utterance: {error}")
+            self._decided(uid)
             self._done()
             return
         self._worker.submit(self._finish_omni, audio, uid, item, result, confident, speech_end_s)
@@ -358,7 +373,18 @@ class OmniModelNode(Node):
             self.get_logger().error(f"[{uid}] understanding failed: {error!r}")
             self._publish_status(uid, AgentStatus.FAILED, f"model failed on this utterance: {error}")
         finally:
+            self._decided(uid)
             self._done()
+
+    def _earlier_undecided(self, uid: str) -> List[str]:
+        """Return the Omni utterances spoken before `uid` whose result or final status is not out yet."""
+        number = _sequence_number(uid)
+        with self._lock:
+            return sorted((u for u in self._undecided if _sequence_number(u) < number), key=_sequence_number)
+
+    def _decided(self, uid: str) -> None:
+        with self._lock:
+            self._undecided.discard(uid)
 
     def _add_image(self, item, uid: str) -> None:
         """Add the fresh camera view (features from image_frontend_node, or the frame encoded here)."""
@@ -466,6 +492,11 @@ class OmniModelNode(Node):
         self._worker.shutdown(wait=True, cancel_futures=True)
         if self.batcher is not None:
             self.batcher.close()
+
+
+def _sequence_number(uid: str) -> int:
+    """Return the number in an id such as "utt-12" (utterance and text ids share one counter)."""
+    return int(uid.rsplit("-", 1)[1])
 
 
 def main(args=None):

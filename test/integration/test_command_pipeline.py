@@ -134,10 +134,10 @@ def test_go_forward_recording_gives_goal_ahead(graph):
     play_through_microphone(graph, [GOFORWARD])
     result = wait_new(graph, graph.results, counts[0], "a model result for 'go forward ten meters'")
     goal = wait_new(graph, graph.goals, counts[1], "a goal_pose")
-    # With understanding_model omni the transcript follows the result, so wait for it.
+    # The Omni model (the default) can send its result before the transcript, so wait for it.
     graph.wait_for(lambda: final_transcripts(graph, counts[2]), RESULT_TIMEOUT_S, "the final transcript")
     transcript = final_transcripts(graph, counts[2])[0]
-    assert result.source == "command_parser"
+    assert result.source == "omni_model"
     assert "forward" in transcript.text.lower()
     assert transcript.language == "en"
     assert result.action == "move"

@@ -7,6 +7,7 @@ import skimage.data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from omni_agent import assets
 from omni_agent.audio.chunk import encode_chunk
 from omni_agent.audio.resample import resample
 from omni_agent.audio.sources import load_audio_file
@@ -54,7 +55,7 @@ def harness():
 
 @pytest.fixture(scope="module")
 def omni_node(harness):
-    node = NodeProcess("omni_model_node", {"understanding_model": "omni"})
+    node = NodeProcess("omni_model_node")      # the defaults: the Omni model and its packaged checkpoint
     try:
         node.wait_for_output("listening on audio/chunk", 180)
         harness.wait_for_subscribers(harness.audio_pub)
@@ -69,20 +70,33 @@ def new_item(harness, items, before, what, predicate=lambda item: True):
 
 
 def test_node_recording_streams_result(harness, omni_node):
-    samples, rate = load_audio_file(GOFORWARD)
+    """A clear command is published from the audio features, before its transcript."""
+    samples, rate = load_audio_file(assets.spoken("Go to the kitchen."))
     before = len(harness.results), len(harness.transcripts)
     publish_audio(harness, harness.audio_pub, resample(samples, rate, 16000))
-    result = new_item(harness, harness.results, before[0], "an Omni result for goforward.raw")
+    result = new_item(harness, harness.results, before[0], "an Omni result for 'go to the kitchen'")
     transcript = new_item(harness, harness.transcripts, before[1], "its final transcript", lambda t: t.is_final)
     assert result.source == "omni_model"
-    assert result.action == "move"
-    assert result.forward_m == pytest.approx(10.0)
+    assert (result.action, result.place) == ("navigate", "kitchen")
     assert result.utterance_id == transcript.utterance_id
-    assert "forward" in transcript.text.lower()
+    assert "kitchen" in transcript.text.lower()
     assert result.transcript == "", "the streaming result does not wait for the transcript"
     omni_node.wait_for_output(f"[{result.utterance_id}] result", 10)
     assert "(from audio features)" in omni_node.output()
     assert "Omni model" in omni_node.output()
+
+
+def test_node_keeps_spoken_order(harness, omni_node):
+    """A sure command does not overtake an earlier one that waits for its transcript."""
+    goforward, rate = load_audio_file(GOFORWARD)
+    kitchen, kitchen_rate = load_audio_file(assets.spoken("Go to the kitchen."))
+    before = len(harness.results)
+    publish_audio(harness, harness.audio_pub, resample(goforward, rate, 16000))
+    publish_audio(harness, harness.audio_pub, resample(kitchen, kitchen_rate, 16000))
+    harness.wait_for(lambda: len(harness.results) >= before + 2, TIMEOUT_S, "results for both commands")
+    first, second = harness.results[before:before + 2]
+    assert (first.action, second.action) == ("move", "navigate")
+    assert int(first.utterance_id.split("-")[1]) < int(second.utterance_id.split("-")[1])
 
 
 def test_node_text_and_view_grounded(harness, omni_node):
@@ -116,7 +130,7 @@ def test_node_describe_answer(harness, omni_node):
 
 def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
     omni_node.stop()            # one model node at a time on the topics
-    node = NodeProcess("omni_model_node", {"understanding_model": "omni", "omni_checkpoint": str(tmp_path / "nowhere")})
+    node = NodeProcess("omni_model_node", {"omni_checkpoint": str(tmp_path / "nowhere")})
     try:
         node.wait_for_output("listening on audio/chunk", 180)
         assert "Falling back to the command parser" in node.output()
@@ -134,8 +148,7 @@ def test_node_missing_checkpoint_fallback(harness, omni_node, tmp_path):
 def test_node_image_features_topic(harness):
     """Modality-separated deployment: image_frontend_node encodes, omni_model_node reads the features."""
     frontend = NodeProcess("image_frontend_node", {"max_rate_hz": 0.0})
-    node = NodeProcess("omni_model_node", {"understanding_model": "omni",
-                                           "image_features_topic": "camera/image_features"})
+    node = NodeProcess("omni_model_node", {"image_features_topic": "camera/image_features"})
     try:
         frontend.wait_for_output("listening on", 120)
         node.wait_for_output("listening on audio/chunk", 180)
@@ -154,3 +167,31 @@ def test_node_image_features_topic(harness):
     finally:
         node.stop()
         frontend.stop()
+
+
+def test_node_unsure_result_waits_for_transcript(harness):
+    """An audio-only result below omni_min_confidence is decided again from audio + transcript."""
+    node = NodeProcess("omni_model_node", {"omni_min_confidence": 1.0})     # nothing is sure enough
+    try:
+        node.wait_for_output("listening on audio/chunk", 180)
+        harness.wait_for_subscribers(harness.audio_pub)
+        samples, rate = load_audio_file(GOFORWARD)
+        before = len(harness.results)
+        publish_audio(harness, harness.audio_pub, resample(samples, rate, 16000))
+        result = new_item(harness, harness.results, before, "a result from audio + transcript")
+        assert result.source == "omni_model"
+        assert (result.action, result.forward_m) == ("move", pytest.approx(10.0))
+        assert "forward" in result.transcript.lower(), "the result waited for the transcript"
+        node.wait_for_output(f"[{result.utterance_id}] result", 10)
+        assert "(from audio + transcript)" in node.output()
+    finally:
+        node.stop()
+
+
+
+def test_node_rejects_min_confidence_outside_0_1():
+    node = NodeProcess("omni_model_node", {"omni_min_confidence": 1.5})
+    try:
+        node.wait_for_output("omni_min_confidence 1.5 is outside 0..1", 120)
+    finally:
+        node.stop()
