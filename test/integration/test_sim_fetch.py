@@ -183,20 +183,18 @@ def test_bring_from_closed_room_fails(start_stack):
 
 
 def test_stop_command_halts_base(start_stack):
-    """A "stop" result cancels the running fetch and halts the moving base.
+    """A "stop" result cancels the running fetch and halts the moving base, which stays halted.
 
-    NOTE: the halt goes planner -> action cancel -> sim thread, so it takes the
-    wall-time latency of that path in sim time: 0.1-0.25 s at real_time_factor
-    1 on 2 busy cores. The e_stop topic halts within one 10 ms control period.
+    How fast the halt comes (planner -> action cancel -> sim thread; 0.1-0.25 s
+    of wall time on 2 busy cores) is for the benchmarks; this test waits for it.
     """
     stack = start_stack(real_time_factor=1.0)
     send_command(stack, "bring-then-stop", "bring", "apple", "kitchen")
 
-    def moving():
-        twist = stack.odom[-1].twist.twist.linear
-        return math.hypot(twist.x, twist.y) > 0.2
+    def speed(message):
+        return math.hypot(message.twist.twist.linear.x, message.twist.twist.linear.y)
 
-    stack.wait_for(moving, WAIT_S, "the base driving towards the kitchen")
+    stack.wait_for(lambda: speed(stack.odom[-1]) > 0.2, WAIT_S, "the base driving towards the kitchen")
     send_command(stack, "stop-1", "stop")
     stopped = wait_final(stack, "stop-1")
     assert stopped.state == AgentStatus.DONE
@@ -204,9 +202,9 @@ def test_stop_command_halts_base(start_stack):
     assert cancelled.state == AgentStatus.FAILED
     assert "cancelled by stop command stop-1" in cancelled.reason
 
-    halt_deadline_s = stamp_to_s(stopped.header.stamp) + 0.5
-    stack.wait_for(lambda: stamp_to_s(stack.odom[-1].header.stamp) > halt_deadline_s + 0.5, WAIT_S,
-                   "odometry after the stop")
-    after = [m for m in list(stack.odom) if stamp_to_s(m.header.stamp) >= halt_deadline_s]
-    speeds = [math.hypot(m.twist.twist.linear.x, m.twist.twist.linear.y) for m in after[:15]]
+    stack.wait_for(lambda: all(speed(m) < 0.02 for m in list(stack.odom)[-5:]), WAIT_S, "the base halting")
+    halted_s = stamp_to_s(stack.odom[-1].header.stamp)
+    stack.wait_for(lambda: stamp_to_s(stack.odom[-1].header.stamp) > halted_s + 1.0, WAIT_S,
+                   "a second of odometry after the halt")
+    speeds = [speed(m) for m in list(stack.odom) if stamp_to_s(m.header.stamp) >= halted_s]
     assert max(speeds) < 0.02, speeds
