@@ -2,6 +2,7 @@
 shared by the omni_agent nodes."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Optional, Sequence
 
 import rclpy
@@ -68,11 +69,21 @@ def stamp_to_s(stamp) -> float:
 
 
 def run_node(factory: Callable[..., Node], args: Optional[Sequence[str]] = None, threads: int = 4) -> None:
-    """Create one node, spin it on a multi-threaded executor until shutdown."""
+    """Create one node, spin it on a multi-threaded executor until shutdown.
+
+    A node that rejects its parameters (ValueError, FileNotFoundError) logs
+    one fatal line with the reason and the process exits with status 2.
+    """
     rclpy.init(args=args)
     node = None
+    invalid = False
     try:
-        node = factory()
+        try:
+            node = factory()
+        except (ValueError, FileNotFoundError) as error:
+            rclpy.logging.get_logger(getattr(factory, "__name__", "node")).fatal(f"failed to start: {error}")
+            invalid = True
+            return
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
@@ -86,6 +97,8 @@ def run_node(factory: Callable[..., Node], args: Optional[Sequence[str]] = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        if invalid:
+            sys.exit(2)
 
 
 def stop_graph(executor, spinner, nodes) -> None:

@@ -193,5 +193,8 @@ def test_node_rejects_min_confidence_outside_0_1():
     node = NodeProcess("omni_model_node", {"omni_min_confidence": 1.5})
     try:
         node.wait_for_output("omni_min_confidence 1.5 is outside 0..1", 120)
+        assert node.process.wait(timeout=30) == 2
+        assert "failed to start" in node.output()
+        assert "Traceback" not in node.output()
     finally:
         node.stop()
