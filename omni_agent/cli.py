@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     understand.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
                             help="audio-only Omni results below this confidence are decided again from audio + "
                                  f"transcript, as in the model node (default {DEFAULT_MIN_CONFIDENCE})")
-    understand.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
+    understand.add_argument("--language", default="auto", choices=("auto", "en", "zh"),
+                            help="recognition language of the transcript (default: detect it)")
     understand.add_argument("--places", metavar="FILE", help="places YAML (default config/places.yaml)")
     understand.add_argument("--all", action="store_true", help="every utterance in the file, not only the first")
     understand.add_argument("--json", action="store_true", help="print JSON (one object, or a list with --all)")
@@ -210,8 +212,7 @@ def understand(args) -> int:
         print(json.dumps(outputs if args.all else outputs[0], ensure_ascii=False, indent=2))
     else:
         for record in outputs:
-            print(f"{record['utterance_id']}: heard {record['transcript']!r} -> "
-                  f"{record['result']['action'] if record['result'] else 'not a command: ' + record['rejected_reason']}")
+            print(f"{record['utterance_id'] or 'utterance'}: heard {record['transcript']!r} -> {_summary(record)}")
     return 0 if any(record["result"] for record in outputs) else 3
 
 
@@ -238,6 +239,22 @@ def _understanding_record(args, event, done, vad_s, image) -> dict:
         "timing_s": {"vad": round(vad_s, 3), "transcribe": round(transcription.processing_time_s, 3),
                      "understand": round(done.understanding_time_s, 4)},
     }
+
+
+def _summary(record: dict) -> str:
+    """Return one line for a record of `understand`: the result's fields, or why there is none."""
+    result = record["result"]
+    if result is None:
+        return f"not a command: {record['rejected_reason']}"
+    parts = [result["action"]]
+    if result["action"] == "move":
+        parts.append(f"forward={result['forward_m']:.2f} m left={result['left_m']:.2f} m "
+                     f"turn={math.degrees(result['turn_rad']):.0f} deg")
+    parts += [f"{key}={result[key]}" for key in ("object_label", "place") if result[key]]
+    parts.append(f"(confidence {result['confidence']:.2f}, {result['source']}")
+    if "omni" in record:
+        parts[-1] += f", from {record['omni']['decided_from']}"
+    return " ".join(parts) + ")"
 
 
 def _load_image(path: str):

@@ -45,7 +45,7 @@ def read_config(folder: Union[str, pathlib.Path]) -> Tuple[OmniConfig, dict]:
                               f"or pass the folder that holds {WEIGHTS_FILE} and {CONFIG_FILE}")
     if not config_path.is_file():
         raise CheckpointError(f"{config_path} is missing; an Omni checkpoint needs {CONFIG_FILE} beside "
-                              f"{WEIGHTS_FILE} (save it with save_checkpoint)")
+                              f"{WEIGHTS_FILE}; train a checkpoint with 'omni-agent train' or pass a complete folder")
     try:
         data = json.loads(config_path.read_text())
         config = OmniConfig.from_dict(data["config"])

@@ -59,6 +59,13 @@ def test_understand_decides_again_with_the_transcript():
     assert "forward" in record["result"]["transcript"].lower()
 
 
+def test_understand_prints_one_line_per_utterance():
+    completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")))
+    assert completed.returncode == 0, completed.stderr
+    assert "heard 'Go forward 10 meters.' -> move forward=10.00 m left=0.00 m turn=0 deg" in completed.stdout
+    assert "omni_model, from audio" in completed.stdout
+
+
 def test_understand_with_the_command_parser():
     completed = omni_agent("understand", "--audio", str(assets.recording("goforward.raw")), "--json",
                            "--understanding", "command_parser")
