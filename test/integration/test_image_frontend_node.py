@@ -160,7 +160,7 @@ def test_coffee_frame_gives_features(graph, frontend_node, reference_tokens):
     assert msg.feature_dim == FEATURE_DIM
     assert len(msg.tokens) == TOKENS * FEATURE_DIM
     assert len(msg.boxes) == TOKENS * 4
-    assert 0.0 < msg.processing_time_s < 30.0
+    assert msg.processing_time_s > 0.0
 
     output, size = features_from_msg(msg)
     assert size == (WIDTH, HEIGHT)
