@@ -23,7 +23,7 @@ import torch
 from omni_agent.model.dataset import GROUNDED_ACTIONS, Batch, OmniData
 from omni_agent.model.labels import TaskLabel, motion_of
 from omni_agent.model.omni import OmniModel, OmniOutput
-from omni_agent.model.result import DEFAULT_MIN_CONFIDENCE, is_complete, sure_from_audio
+from omni_agent.model.result import DEFAULT_MIN_CONFIDENCE, sure_from_audio
 from omni_agent.model.runtime import OmniRuntime, result_from_slots
 
 BATCH = 64
@@ -107,12 +107,11 @@ def early_result_report(model: OmniModel, data: OmniData, clips: Sequence[int],
     ("coverage") and the exact match with motion of those ("precision").
     """
     model.eval()
+    slots = {slot: classes for slot, classes in model.config.labels.items() if slot in TaskLabel.__dataclass_fields__}
     rows = []
     for start in range(0, len(clips), BATCH):
         chunk = clips[start:start + BATCH]
         output = _forward(model, data.language_task("audio", chunk))
-        slots = {slot: classes for slot, classes in model.config.labels.items()
-                 if slot in TaskLabel.__dataclass_fields__}
         probabilities = {slot: torch.softmax(output.logits[slot].float(), -1) for slot in slots}
         for row, clip in enumerate(chunk):
             chosen = {slot: int(probabilities[slot][row].argmax()) for slot in slots}
@@ -120,11 +119,10 @@ def early_result_report(model: OmniModel, data: OmniData, clips: Sequence[int],
             confidence = {slot: float(probabilities[slot][row, chosen[slot]]) for slot in slots}
             result = result_from_slots(label, confidence)
             target = TaskLabel(**data.audio_rows[clip]["label"])
-            rows.append((is_complete(result), result.confidence,
-                         command_match(label, target) and motion_match(label, target)))
+            rows.append((result, command_match(label, target) and motion_match(label, target)))
     report = {}
     for threshold in thresholds:
-        early = [right for complete, confidence, right in rows if complete and confidence >= threshold]
+        early = [right for result, right in rows if sure_from_audio(result, threshold)]
         report[f"{threshold:.2f}"] = {"n": len(rows), "coverage": len(early) / max(len(rows), 1),
                                       "precision": float(np.mean(early)) if early else None}
     return report

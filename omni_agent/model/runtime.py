@@ -211,11 +211,6 @@ class OmniRuntime:
         """Convert task slots into the CommandResult the planner takes."""
         return result_from_slots(label, confidence, utterance_id)
 
-    @staticmethod
-    def is_complete(result: CommandResult) -> bool:
-        """Return True when the result names everything its action needs (see is_complete)."""
-        return is_complete(result)
-
     def understand(self, audio: Optional[np.ndarray] = None, text: Optional[str] = None,
                    image: Optional[np.ndarray] = None, image_boxes: Optional[np.ndarray] = None,
                    utterance_id: str = "") -> OmniPrediction:

@@ -296,9 +296,9 @@ def test_virtual_microphone_command_gives_goal(graph, tmp_path):
 
     publish_odom(graph, 0.0, 0.0, 0.0)
     samples, rate = load_audio_file(GOFORWARD)
-    # A second of silence before the words, as a speaker pauses before a command. In runs of
-    # the whole suite the first second of playback has sometimes not reached the capture
-    # stream (the command arrived as 'for 10 meters.'); the cause is not found.
+    # A second of silence before the words, as a speaker pauses before a command.
+    # NOTE: in runs of the whole suite the first second of playback sometimes did not reach the
+    # capture stream, so the command arrived as 'for 10 meters.'. The cause is not known.
     samples = np.concatenate([np.zeros(rate, np.float32), samples])
     wav = tmp_path / "goforward.wav"
     write_wav(wav, samples, rate)
